@@ -1,0 +1,137 @@
+#include "core/tokenizer.h"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <mutex>
+
+#include "core/checksum.h"
+#include "core/errors.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+// The shim's functions, resolved once per process.
+struct Tokenizer::Shim {
+  void* library = nullptr;
+  void* (*load)(const char*, char*, size_t) = nullptr;
+  void (*free)(void*) = nullptr;
+  int (*vocab_size)(void*) = nullptr;
+  int (*bos_id)(void*) = nullptr;
+  int (*eos_id)(void*) = nullptr;
+  int (*pad_id)(void*) = nullptr;
+  int (*encode)(void*, const char*, size_t, int*, int) = nullptr;
+  long (*decode)(void*, const int*, int, char*, size_t) = nullptr;
+  long (*id_to_piece)(void*, int, char*, size_t) = nullptr;
+};
+
+namespace {
+
+fs::path executable_dir() {
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path(".") : exe.parent_path();
+}
+
+// Where the shim may be: $PEFTLAB_SENTENCEPIECE_SHIM, beside the executable, ../lib from it (installed),
+// or the build folder it was built in.
+std::vector<fs::path> shim_candidates() {
+  const char* name = "libpeftlab_sentencepiece_shim.so";
+  std::vector<fs::path> out;
+  if (const char* env = std::getenv("PEFTLAB_SENTENCEPIECE_SHIM")) out.emplace_back(env);
+  out.push_back(executable_dir() / name);
+  out.push_back(executable_dir() / ".." / "lib" / name);
+  out.emplace_back(PEFTLAB_SHIM_BUILD_PATH);
+  return out;
+}
+
+template <typename F>
+void resolve(void* library, const char* symbol, F& out) {
+  out = reinterpret_cast<F>(dlsym(library, symbol));
+  if (out == nullptr) throw std::runtime_error(std::string("sentencepiece shim lacks ") + symbol);
+}
+
+std::shared_ptr<Tokenizer::Shim> load_shim_once() {
+  static std::mutex mutex;
+  static std::shared_ptr<Tokenizer::Shim> shim;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (shim) return shim;
+  std::string tried;
+  void* library = nullptr;
+  for (const auto& candidate : shim_candidates()) {
+    if (!fs::exists(candidate)) continue;
+    library = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    if (library != nullptr) break;
+    tried += std::string(" ") + dlerror();
+  }
+  if (library == nullptr) throw std::runtime_error("cannot load the SentencePiece shim library" + tried);
+  auto s = std::make_shared<Tokenizer::Shim>();
+  s->library = library;
+  resolve(library, "peftlab_spm_load", s->load);
+  resolve(library, "peftlab_spm_free", s->free);
+  resolve(library, "peftlab_spm_vocab_size", s->vocab_size);
+  resolve(library, "peftlab_spm_bos_id", s->bos_id);
+  resolve(library, "peftlab_spm_eos_id", s->eos_id);
+  resolve(library, "peftlab_spm_pad_id", s->pad_id);
+  resolve(library, "peftlab_spm_encode", s->encode);
+  resolve(library, "peftlab_spm_decode", s->decode);
+  resolve(library, "peftlab_spm_id_to_piece", s->id_to_piece);
+  shim = s;
+  return shim;
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(const fs::path& model_file) : path_(model_file) {
+  if (!fs::exists(model_file)) throw InputError(model_file.string(), "no such file");
+  if (fs::is_directory(model_file)) throw InputError(model_file.string(), "is a directory, not a SentencePiece .model file");
+  shim_ = load_shim_once();
+  char err[512] = {0};
+  handle_ = shim_->load(model_file.c_str(), err, sizeof(err));
+  if (handle_ == nullptr) throw InputError(model_file.string(), std::string("not a SentencePiece model: ") + err);
+  vocab_size_ = shim_->vocab_size(handle_);
+  bos_id_ = shim_->bos_id(handle_);
+  eos_id_ = shim_->eos_id(handle_);
+  pad_id_ = shim_->pad_id(handle_);
+  checksum_ = sha256_file(model_file);
+}
+
+Tokenizer::~Tokenizer() {
+  if (handle_ != nullptr) shim_->free(handle_);
+}
+
+std::vector<int> Tokenizer::encode(const std::string& text, bool add_bos, bool add_eos) const {
+  std::vector<int> ids(text.size() + 16);
+  int n = shim_->encode(handle_, text.data(), text.size(), ids.data(), static_cast<int>(ids.size()));
+  if (n < 0) throw std::runtime_error("SentencePiece failed to encode text");
+  if (n > static_cast<int>(ids.size())) {
+    ids.resize(n);
+    shim_->encode(handle_, text.data(), text.size(), ids.data(), n);
+  }
+  ids.resize(n);
+  if (add_bos && bos_id_ >= 0) ids.insert(ids.begin(), bos_id_);
+  if (add_eos && eos_id_ >= 0) ids.push_back(eos_id_);
+  return ids;
+}
+
+std::string Tokenizer::decode(const std::vector<int>& ids) const {
+  std::string text(ids.size() * 8 + 16, '\0');
+  long n = shim_->decode(handle_, ids.data(), static_cast<int>(ids.size()), text.data(), text.size());
+  if (n < 0) throw std::runtime_error("SentencePiece failed to decode ids");
+  if (n > static_cast<long>(text.size())) {
+    text.resize(n);
+    shim_->decode(handle_, ids.data(), static_cast<int>(ids.size()), text.data(), text.size());
+  }
+  text.resize(n);
+  return text;
+}
+
+std::string Tokenizer::piece(int id) const {
+  char buffer[256];
+  long n = shim_->id_to_piece(handle_, id, buffer, sizeof(buffer));
+  if (n < 0) throw std::out_of_range("token id out of range");
+  return std::string(buffer, static_cast<size_t>(std::min<long>(n, sizeof(buffer))));
+}
+
+}  // namespace peftlab
