@@ -1,0 +1,53 @@
+// A Linear layer (no bias, as in LLaMA) whose frozen weight W0 a method plugin can adapt. The method
+// attaches an Adapter, a small strategy object (HF PEFT's pattern) with an explicit contract: forward with the
+// base weight, merged weight, and its own parameters as a submodule named "adapter".
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+namespace peftlab {
+
+class Adapter : public torch::nn::Module {
+ public:
+  // y = x W'^T, computed without building W' where the method allows it. `base_weight` is W0 (out, in).
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base_weight) = 0;
+  // The effective weight W' (out, in), for merging, statistics and tests.
+  virtual torch::Tensor merged_weight(const torch::Tensor& base_weight) = 0;
+};
+
+class AdaptableLinearImpl : public torch::nn::Module {
+ public:
+  AdaptableLinearImpl(std::string slot_name, int64_t in_features, int64_t out_features);
+
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // Attaches `adapter` (registered as submodule "adapter"). Only one adapter per slot.
+  void attach(std::shared_ptr<Adapter> adapter);
+  bool has_adapter() const { return adapter_ != nullptr; }
+  std::shared_ptr<Adapter> adapter() const { return adapter_; }
+
+  // The weight the layer computes with: W' when adapted, else W0.
+  torch::Tensor effective_weight();
+  // Folds the adapter into the weight for fast inference; unmerge restores W0 exactly (a copy is kept).
+  void merge();
+  void unmerge();
+  bool merged() const { return merged_; }
+
+  const std::string& slot_name() const { return slot_name_; }
+  int64_t in_features() const { return weight.size(1); }
+  int64_t out_features() const { return weight.size(0); }
+
+  torch::Tensor weight;  // W0 (out, in)
+
+ private:
+  std::string slot_name_;
+  std::shared_ptr<Adapter> adapter_;
+  bool merged_ = false;
+  torch::Tensor base_backup_;
+};
+TORCH_MODULE(AdaptableLinear);
+
+}  // namespace peftlab

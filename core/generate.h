@@ -1,0 +1,28 @@
+// Text generation with a KV cache: greedy by default, temperature and top-p (nucleus) sampling with a seed.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "core/llama.h"
+
+namespace peftlab {
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 256;
+  double temperature = 0.0;  // 0: greedy
+  double top_p = 1.0;        // nucleus sampling mass (with temperature > 0)
+  uint64_t seed = 0;
+  std::vector<int> stop_ids;  // generation ends after any of these (not included in the output)
+};
+
+// Picks the next token from one row of logits (vocab). Greedy when temperature is 0.
+int64_t sample_next_token(const torch::Tensor& logits, const GenerationOptions& options, torch::Generator& generator);
+
+// Continues `prompt` (non-empty) and returns only the new tokens. `on_token` sees each as it is chosen.
+// Stops at a stop id, after max_new_tokens, or at the model's context length.
+std::vector<int> generate(LlamaImpl& model, const std::vector<int>& prompt, const GenerationOptions& options,
+                          const std::function<void(int)>& on_token = {});
+
+}  // namespace peftlab

@@ -1,0 +1,98 @@
+#include "core/hf_checkpoint.h"
+
+#include <fstream>
+
+#include "core/errors.h"
+#include "core/llama2c.h"
+#include "core/model_io.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json_file(const fs::path& file) {
+  if (!fs::exists(file)) throw InputError(file.string(), "no such file");
+  std::ifstream in(file);
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    throw InputError(file.string(), fmt::format("invalid JSON: {}", e.what()));
+  }
+}
+
+template <typename T>
+T field(const json& config, const char* key, const std::string& source) {
+  if (!config.contains(key)) throw InputError(source, fmt::format("missing field '{}'", key));
+  try {
+    return config.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw InputError(source, fmt::format("field '{}' has the wrong type ({})", key, config.at(key).dump()));
+  }
+}
+
+template <typename T>
+T field_or(const json& config, const char* key, T fallback, const std::string& source) {
+  if (!config.contains(key) || config.at(key).is_null()) return fallback;
+  return field<T>(config, key, source);
+}
+
+// Hugging Face names carry a "model." prefix on everything but lm_head.
+std::string hf_name(const std::string& name) { return name.rfind("lm_head", 0) == 0 ? name : "model." + name; }
+
+bool is_rotary_weight(const std::string& name) {
+  return name.find("self_attn.q_proj.weight") != std::string::npos || name.find("self_attn.k_proj.weight") != std::string::npos;
+}
+
+}  // namespace
+
+LlamaConfig read_hf_config(const fs::path& config_json) {
+  const std::string source = config_json.string();
+  json config = read_json_file(config_json);
+  if (!config.is_object()) throw InputError(source, "expected a JSON object");
+  if (config.contains("model_type") && config["model_type"] != "llama")
+    throw InputError(source, fmt::format("model_type {} is not supported (llama)", config["model_type"].dump()));
+  if (config.contains("hidden_act") && config["hidden_act"] != "silu")
+    throw InputError(source, fmt::format("hidden_act {} is not supported (silu)", config["hidden_act"].dump()));
+  if (config.contains("rope_scaling") && !config["rope_scaling"].is_null())
+    throw InputError(source, "rope_scaling is not supported");
+  LlamaConfig c;
+  c.dim = field<int64_t>(config, "hidden_size", source);
+  c.hidden_dim = field<int64_t>(config, "intermediate_size", source);
+  c.n_layers = field<int64_t>(config, "num_hidden_layers", source);
+  c.n_heads = field<int64_t>(config, "num_attention_heads", source);
+  c.n_kv_heads = field_or<int64_t>(config, "num_key_value_heads", c.n_heads, source);
+  c.vocab_size = field<int64_t>(config, "vocab_size", source);
+  c.max_seq_len = field<int64_t>(config, "max_position_embeddings", source);
+  c.norm_eps = field_or<double>(config, "rms_norm_eps", 1e-6, source);
+  c.rope_theta = field_or<double>(config, "rope_theta", 10000.0, source);
+  c.tie_embeddings = field_or<bool>(config, "tie_word_embeddings", false, source);
+  c.rope_interleaved = false;
+  c.validate(source);
+  return c;
+}
+
+json hf_config_json(const LlamaConfig& c) {
+  return json{{"architectures", {"LlamaForCausalLM"}},
+              {"model_type", "llama"},
+              {"hidden_act", "silu"},
+              {"hidden_size", c.dim},
+              {"intermediate_size", c.hidden_dim},
+              {"num_hidden_layers", c.n_layers},
+              {"num_attention_heads", c.n_heads},
+              {"num_key_value_heads", c.n_kv_heads},
+              {"vocab_size", c.vocab_size},
+              {"max_position_embeddings", c.max_seq_len},
+              {"rms_norm_eps", c.norm_eps},
+              {"rope_theta", c.rope_theta},
+              {"tie_word_embeddings", c.tie_embeddings},
+              {"bos_token_id", 1},
+              {"eos_token_id", 2},
+              {"torch_dtype", "float32"}};
+}
+
+Llama load_hf_model(const fs::path& folder) { throw InputError(folder.string(), "pending safetensors merge"); }
+void write_hf_folder(LlamaImpl&, const fs::path& folder, const fs::path&) { throw InputError(folder.string(), "pending"); }
+}  // namespace peftlab

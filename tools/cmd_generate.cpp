@@ -1,0 +1,45 @@
+// peftlab generate: text from a model, greedy by default.
+#include <iostream>
+
+#include "core/errors.h"
+#include "core/generate.h"
+#include "core/model_io.h"
+#include "core/runtime.h"
+#include "tools/cli.h"
+#include "tools/model_loading.h"
+
+namespace peftlab::cli {
+namespace {
+
+struct GenerateArgs {
+  ModelArgs model;
+  std::string prompt;
+  GenerationOptions generation;
+};
+
+std::function<int()> setup_generate(CLI::App& cmd) {
+  auto args = std::make_shared<GenerateArgs>();
+  add_model_options(cmd, args->model);
+  cmd.add_option("--prompt", args->prompt, "Text to continue (default: start from BOS alone)");
+  cmd.add_option("--max-new-tokens", args->generation.max_new_tokens, "Tokens to generate")->check(CLI::PositiveNumber);
+  cmd.add_option("--temperature", args->generation.temperature, "0 for greedy decoding")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--top-p", args->generation.top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
+  cmd.add_option("--seed", args->generation.seed, "Sampling seed");
+  return [args] {
+    LoadedModel loaded = load_model_for_cli(args->model);
+    auto prompt = loaded.tokenizer->encode(args->prompt, /*add_bos=*/true);
+    // llama2.c's convention: a story ends at BOS (the start of the next one) or EOS.
+    args->generation.stop_ids = {loaded.tokenizer->bos_id(), loaded.tokenizer->eos_id()};
+    auto tokens = generate(*loaded.model, prompt, args->generation);
+    std::vector<int> all(prompt.begin(), prompt.end());
+    all.insert(all.end(), tokens.begin(), tokens.end());
+    std::cout << loaded.tokenizer->decode(all) << std::endl;
+    return 0;
+  };
+}
+
+}  // namespace
+
+PEFTLAB_REGISTER_VERB("generate", "Generate text from a model (greedy by default)", setup_generate);
+
+}  // namespace peftlab::cli
