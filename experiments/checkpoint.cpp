@@ -1,0 +1,129 @@
+#include "experiments/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+std::map<std::string, torch::Tensor> trainable_parameters(torch::nn::Module& model) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& item : model.named_parameters())
+    if (item.value().requires_grad()) out[item.key()] = item.value();
+  return out;
+}
+
+namespace {
+
+void fsync_path(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+// Writes through `write` into a temporary file beside `file`, then renames it into place.
+template <typename Write>
+void write_atomically(const fs::path& file, Write write) {
+  fs::create_directories(file.parent_path());
+  fs::path temporary = file;
+  temporary += ".tmp";
+  torch::serialize::OutputArchive archive;
+  write(archive);
+  archive.save_to(temporary.string());
+  fsync_path(temporary);
+  fs::rename(temporary, file);
+  fsync_path(file.parent_path());
+}
+
+void write_weights(torch::serialize::OutputArchive& archive, torch::nn::Module& model) {
+  for (const auto& [name, tensor] : trainable_parameters(model)) archive.write("weights/" + name, tensor.detach());
+}
+
+void read_weights(torch::serialize::InputArchive& archive, torch::nn::Module& model, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : trainable_parameters(model)) {
+    torch::Tensor stored;
+    if (!archive.try_read("weights/" + name, stored))
+      throw InputError(source, fmt::format("checkpoint lacks '{}' (written by another method or model?)", name));
+    if (stored.sizes() != tensor.sizes()) throw InputError(source, fmt::format("'{}' has another shape", name));
+    tensor.copy_(stored);
+  }
+}
+
+torch::Tensor scalar(int64_t v) { return torch::tensor(v, torch::kLong); }
+torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
+
+torch::serialize::InputArchive open_archive(const fs::path& file) {
+  if (!fs::exists(file)) throw InputError(file.string(), "no such checkpoint");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+  } catch (const c10::Error&) {
+    throw InputError(file.string(), "not a readable peftlab checkpoint (truncated or damaged)");
+  }
+  return archive;
+}
+
+}  // namespace
+
+void save_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                     const TrainingState& state) {
+  write_atomically(file, [&](torch::serialize::OutputArchive& archive) {
+    write_weights(archive, model);
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer.save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    archive.write("state/step", scalar(state.step));
+    archive.write("state/epoch", scalar(state.data.epoch));
+    archive.write("state/index", scalar(state.data.index));
+    archive.write("state/best_metric", scalar(state.best_metric));
+    archive.write("state/best_step", scalar(state.best_step));
+    archive.write("state/evals_without_improvement", scalar(state.evals_without_improvement));
+    // Dropout draws from the default generator: its state makes the continuation identical.
+    archive.write("state/rng", at::detail::getDefaultCPUGenerator().get_state());
+  });
+}
+
+TrainingState load_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
+  const std::string source = file.string();
+  auto archive = open_archive(file);
+  try {
+    read_weights(archive, model, source);
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read("optimizer", optimizer_archive);
+    optimizer.load(optimizer_archive);
+    auto read = [&](const char* key) {
+      torch::Tensor t;
+      archive.read(std::string("state/") + key, t);
+      return t;
+    };
+    TrainingState state;
+    state.step = read("step").item<int64_t>();
+    state.data.epoch = read("epoch").item<int64_t>();
+    state.data.index = read("index").item<int64_t>();
+    state.best_metric = read("best_metric").item<double>();
+    state.best_step = read("best_step").item<int64_t>();
+    state.evals_without_improvement = read("evals_without_improvement").item<int64_t>();
+    at::detail::getDefaultCPUGenerator().set_state(read("rng"));
+    return state;
+  } catch (const c10::Error& e) {
+    throw InputError(source, fmt::format("damaged checkpoint: {}", e.what_without_backtrace()));
+  }
+}
+
+void save_weights(const fs::path& file, torch::nn::Module& model) {
+  write_atomically(file, [&](torch::serialize::OutputArchive& archive) { write_weights(archive, model); });
+}
+
+void load_weights(const fs::path& file, torch::nn::Module& model) {
+  auto archive = open_archive(file);
+  read_weights(archive, model, file.string());
+}
+
+}  // namespace peftlab

@@ -1,0 +1,437 @@
+#include "experiments/runner.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <ctime>
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/decomposition.h"
+#include "core/errors.h"
+#include "core/model_io.h"
+#include "experiments/checkpoint.h"
+#include "experiments/progress.h"
+#include "experiments/schedule.h"
+#include "experiments/task_model.h"
+#include "methods/registry.h"
+#include "tasks/task.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void on_stop_signal(int) { stop_requested.store(true); }
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Holds an exclusive flock on <run dir>/.lock for the run's lifetime. The kernel drops it when the process
+// dies, so a stale lock never blocks.
+class RunLock {
+ public:
+  explicit RunLock(const fs::path& dir) {
+    fs::create_directories(dir);
+    const fs::path file = dir / ".lock";
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT, 0644);
+    if (fd_ < 0) throw InputError(dir.string(), "cannot create the run's lock file (is the folder writable?)");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw InputError(dir.string(), "another peftlab process is running this run (lock held)");
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0 && ::write(fd_, pid.data(), pid.size()) < 0) spdlog::debug("lock: cannot write pid");
+  }
+  ~RunLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+std::string read_git_commit() {
+  std::error_code ec;
+  const fs::path head = fs::path(PEFTLAB_SOURCE_DIR) / ".git" / "HEAD";
+  std::ifstream in(head);
+  std::string line;
+  if (!std::getline(in, line)) return "unknown";
+  if (line.rfind("ref: ", 0) != 0) return line;
+  std::ifstream ref(fs::path(PEFTLAB_SOURCE_DIR) / ".git" / line.substr(5));
+  std::string commit;
+  return std::getline(ref, commit) ? commit : "unknown";
+}
+
+std::string host_name() {
+  char buffer[256] = {0};
+  return gethostname(buffer, sizeof(buffer) - 1) == 0 ? buffer : "unknown";
+}
+
+Llama build_backbone(const RunSpec& run, std::shared_ptr<Tokenizer>& tokenizer) {
+  const ModelSpec& spec = run.model;
+  if (spec.init) {
+    const ModelInit& init = *spec.init;
+    if (spec.tokenizer.empty()) throw InputError(run.id, "model.init needs model.tokenizer");
+    tokenizer = std::make_shared<Tokenizer>(spec.tokenizer);
+    LlamaConfig config;
+    config.dim = init.dim;
+    config.n_layers = init.n_layers;
+    config.n_heads = init.n_heads;
+    config.n_kv_heads = init.n_kv_heads > 0 ? init.n_kv_heads : init.n_heads;
+    config.hidden_dim = init.hidden_dim;
+    config.vocab_size = init.vocab_size;
+    config.max_seq_len = init.max_seq_len;
+    config.rope_theta = init.rope_theta;
+    config.norm_eps = init.norm_eps;
+    check_tokenizer_matches(*tokenizer, config);
+    torch::manual_seed(stream_seed(run.seed, "backbone"));
+    return Llama(config);
+  }
+  LoadedModel loaded = load_model_and_tokenizer(spec.path, spec.tokenizer);
+  tokenizer = loaded.tokenizer;
+  return loaded.model;
+}
+
+// One evaluation pass over a split with merged weights; returns the task's metrics.
+std::map<std::string, double> evaluate_split(TaskModelImpl& model, const Task& task, const std::string& split,
+                                             const std::vector<TokenizedExample>& examples, int64_t batch_size,
+                                             int64_t pad_id) {
+  model.eval();
+  merge_all(*model.backbone);
+  BatcherOptions options;
+  options.batch_size = batch_size;
+  options.shuffle = false;
+  options.pad_id = pad_id;
+  options.label_kind = task.label_kind();
+  Batcher batches(examples, options);
+  std::vector<double> predictions;
+  predictions.reserve(examples.size());
+  while (auto batch = batches.next_in_epoch()) {
+    auto values = model.predict(*batch).contiguous();
+    predictions.insert(predictions.end(), values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  }
+  unmerge_all(*model.backbone);
+  model.train();
+  return task.score(split, examples, predictions);
+}
+
+struct EvalSet {
+  std::string split;
+  std::vector<TokenizedExample> examples;
+};
+
+class Trainer {
+ public:
+  Trainer(const RunSpec& run, const RunnerOptions& options) : run_(run), options_(options), dir_(run.dir) {}
+
+  RunStatus run() {
+    RunLock lock(dir_);
+    setup();
+    return train();
+  }
+
+ private:
+  void setup() {
+    // Model, tokenizer, task and method, each from its section of the spec.
+    std::shared_ptr<Tokenizer> tokenizer;
+    Llama backbone = build_backbone(run_, tokenizer);
+    tokenizer_ = tokenizer;
+    with_source_locations(*run_.sources, [&] {
+      Options task_options(run_.task, run_.sources->primary(), "task");
+      task_ = make_task(task_options);
+      Options method_options(run_.method, run_.sources->primary(), "method");
+      method_ = make_method(method_options);
+    });
+    if (task_->kind() == TaskKind::Generation)
+      throw InputError(run_.id, fmt::format("task {}: training and evaluating generation tasks is not wired into the "
+                                            "runner yet (see the issue notes)", task_->name()));
+    torch::manual_seed(stream_seed(run_.seed, "init"));
+    apply_method(*backbone, *method_, stream_seed(run_.seed, "init"));
+    model_ = TaskModel(backbone, task_->kind(), task_->num_labels());
+    if (method_->trains_base_weights()) remember_pretrained_weights();
+
+    // Data: tokenised once (cached), then batched deterministically from the "data" stream.
+    train_examples_ = tokenized_split(*task_, "train", *tokenizer_);
+    if (train_examples_.empty()) throw InputError(run_.id, "the training split is empty");
+    auto splits = run_.eval.splits.empty() ? task_->eval_splits() : run_.eval.splits;
+    for (const auto& split : splits) {
+      task_->check_split(split);
+      auto examples = tokenized_split(*task_, split, *tokenizer_);
+      if (run_.eval.max_examples > 0 && static_cast<int64_t>(examples.size()) > run_.eval.max_examples)
+        examples.resize(run_.eval.max_examples);
+      eval_sets_.push_back({split, std::move(examples)});
+    }
+    BatcherOptions batch_options;
+    batch_options.batch_size = run_.train.batch_size;
+    batch_options.seed = stream_seed(run_.seed, "data");
+    batch_options.pad_id = tokenizer_->pad_or_eos_id();
+    batch_options.label_kind = task_->label_kind();
+    batch_options.drop_last = false;
+    batcher_ = std::make_unique<Batcher>(train_examples_, batch_options);
+
+    const int64_t steps_per_epoch =
+        (batcher_->batches_per_epoch() + run_.train.grad_accum - 1) / run_.train.grad_accum;
+    total_steps_ = run_.train.max_steps > 0 ? run_.train.max_steps : run_.train.epochs * steps_per_epoch;
+    warmup_steps_ = run_.train.warmup_steps > 0
+                        ? run_.train.warmup_steps
+                        : static_cast<int64_t>(run_.train.warmup_ratio * static_cast<double>(total_steps_));
+    build_optimizer();
+  }
+
+  void remember_pretrained_weights() {
+    torch::NoGradGuard no_grad;
+    for (const auto& slot : model_->backbone->slots()) pretrained_[slot->slot_name()] = slot->weight.detach().clone();
+  }
+
+  void build_optimizer() {
+    std::vector<torch::Tensor> decay, no_decay;
+    std::vector<std::regex> patterns;
+    for (const auto& p : run_.train.no_decay) patterns.emplace_back(p);
+    for (const auto& item : model_->named_parameters()) {
+      if (!item.value().requires_grad()) continue;
+      bool excluded = false;
+      for (const auto& pattern : patterns) excluded = excluded || std::regex_search(item.key(), pattern);
+      (excluded ? no_decay : decay).push_back(item.value());
+      trainable_params_ += item.value().numel();
+    }
+    for (const auto& p : model_->parameters()) total_params_ += p.numel();
+    auto options = torch::optim::AdamWOptions(run_.train.lr)
+                       .betas({run_.train.beta1, run_.train.beta2})
+                       .eps(run_.train.eps)
+                       .weight_decay(run_.train.weight_decay);
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    if (!decay.empty()) groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options));
+    if (!no_decay.empty()) {
+      auto without = std::make_unique<torch::optim::AdamWOptions>(options);
+      without->weight_decay(0.0);
+      groups.emplace_back(no_decay, std::move(without));
+    }
+    optimizer_ = std::make_unique<torch::optim::AdamW>(groups, options);
+  }
+
+  RunProvenance provenance() const {
+    RunProvenance p;
+    p.run_id = run_.id;
+    p.method = run_.method_name;
+    p.method_label = run_.method_label;
+    p.task = run_.task_label;
+    p.seed = run_.seed;
+    p.spec = run_.resolved_yaml;
+    p.git_commit = read_git_commit();
+    nlohmann::json versions = {{"peftlab", PEFTLAB_VERSION}, {"libtorch", TORCH_VERSION}};
+    p.versions = versions.dump();
+    p.host = host_name();
+    p.threads = torch::get_num_threads();
+    p.trainable_params = trainable_params_;
+    p.total_params = total_params_;
+    auto task_provenance = task_->provenance();
+    nlohmann::json checksums = nlohmann::json::object();
+    for (const auto& file : task_provenance.files) checksums[file.path.string()] = file.sha256;
+    checksums[tokenizer_->path().string()] = tokenizer_->checksum();
+    p.data_checksums = checksums.dump();
+    p.headline_metric = task_->headline_metric();
+    return p;
+  }
+
+  void open_recorder(int64_t resume_step) {
+    const std::string file = (dir_ / "run.h5").string();
+    if (resume_step >= 0) {
+      recorder_ = std::make_unique<RunRecorder>(RunRecorder::open_for_append(file, resume_step));
+    } else {
+      recorder_ = std::make_unique<RunRecorder>(RunRecorder::create(file, provenance(), /*overwrite_completed=*/true));
+      auto task_provenance = task_->provenance();
+      recorder_->set_attribute("task_name", task_provenance.name);
+      recorder_->set_attribute("task_version", static_cast<int64_t>(task_provenance.version));
+      recorder_->set_attribute("task_options", task_provenance.options);
+      recorder_->set_attribute("headline_split", task_->headline_split());
+      recorder_->set_attribute("experiment", run_.experiment);
+    }
+  }
+
+  void record_decomposition(int64_t step) {
+    torch::NoGradGuard no_grad;
+    for (const auto& slot : model_->backbone->slots()) {
+      torch::Tensor reference;
+      if (slot->has_adapter()) reference = slot->weight;
+      else if (auto it = pretrained_.find(slot->slot_name()); it != pretrained_.end()) reference = it->second;
+      else continue;
+      recorder_->append_decomposition(slot->slot_name(), step, decomposition_stats(slot->effective_weight(), reference),
+                                      run_.record.magnitudes);
+    }
+  }
+
+  // Evaluates every eval split; returns the headline value (on the headline split, else the first).
+  double evaluate_all(int64_t step, Progress& progress) {
+    double headline = std::numeric_limits<double>::quiet_NaN();
+    for (const auto& set : eval_sets_) {
+      auto metrics = evaluate_split(*model_, *task_, set.split, set.examples, run_.eval.batch_size,
+                                    tokenizer_->pad_or_eos_id());
+      recorder_->append_eval(set.split, step, metrics);
+      auto it = metrics.find(task_->headline_metric());
+      if (it != metrics.end() && (std::isnan(headline) || set.split == task_->headline_split())) headline = it->second;
+      progress.message(fmt::format("step {} {} {}={:.4f}", step, set.split, task_->headline_metric(), headline));
+    }
+    return headline;
+  }
+
+  bool higher_is_better() const {
+    for (const auto& metric : task_->metrics(task_->headline_split()))
+      if (metric.name == task_->headline_metric()) return metric.higher_is_better;
+    return true;
+  }
+
+  RunStatus train() {
+    const fs::path checkpoint = dir_ / "checkpoint.pt", best = dir_ / "best.pt";
+    TrainingState state;
+    bool resumed = false;
+    if (options_.resume && fs::exists(checkpoint) && fs::exists(dir_ / "run.h5")) {
+      state = load_checkpoint(checkpoint, *model_, *optimizer_);
+      batcher_->seek(state.data);
+      resumed = true;
+    } else {
+      torch::manual_seed(stream_seed(run_.seed, "dropout"));
+    }
+    open_recorder(resumed ? state.step : -1);
+
+    Progress progress(run_.id, total_steps_, run_.record.log_every, options_.progress);
+    if (!resumed && run_.record.decomposition_every > 0) record_decomposition(0);
+    const bool better_high = higher_is_better();
+    model_->train();
+    RunStatus status = RunStatus::completed;
+    while (state.step < total_steps_) {
+      if (stop_requested.load()) {
+        status = RunStatus::interrupted;
+        break;
+      }
+      const auto started = std::chrono::steady_clock::now();
+      const double lr = run_.train.lr * lr_multiplier(run_.train.schedule, state.step, warmup_steps_, total_steps_);
+      for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+      optimizer_->zero_grad();
+      double loss_sum = 0.0;
+      int64_t tokens = 0;
+      for (int64_t micro = 0; micro < run_.train.grad_accum; ++micro) {
+        Batch batch = batcher_->next();
+        auto loss = model_->loss(batch);
+        (loss / static_cast<double>(run_.train.grad_accum)).backward();
+        loss_sum += loss.item<double>();
+        tokens += TaskModelImpl::token_count(batch);
+      }
+      const double loss = loss_sum / static_cast<double>(run_.train.grad_accum);
+      std::vector<torch::Tensor> params;
+      for (const auto& group : optimizer_->param_groups())
+        for (const auto& p : group.params()) params.push_back(p);
+      const double max_norm = run_.train.grad_clip > 0 ? run_.train.grad_clip : std::numeric_limits<double>::infinity();
+      const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
+      if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+        progress.message(fmt::format("step {}: loss {} / gradient norm {} is not finite; stopping", state.step, loss, grad_norm));
+        status = RunStatus::diverged;
+        break;
+      }
+      optimizer_->step();
+      ++state.step;
+      state.data = batcher_->position();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      const double tokens_per_s = seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0;
+      progress.update(state.step, loss, tokens_per_s);
+      if (state.step % run_.record.log_every == 0 || state.step == total_steps_)
+        recorder_->append_train({state.step, loss, lr, grad_norm, tokens_per_s});
+      if (run_.record.decomposition_every > 0 && state.step % run_.record.decomposition_every == 0)
+        record_decomposition(state.step);
+      if (run_.train.eval_every > 0 && state.step % run_.train.eval_every == 0 && state.step < total_steps_) {
+        const double value = evaluate_all(state.step, progress);
+        const bool improved = state.best_step < 0 || (better_high ? value > state.best_metric : value < state.best_metric);
+        if (improved) {
+          state.best_metric = value, state.best_step = state.step, state.evals_without_improvement = 0;
+          if (run_.train.select_best) save_weights(best, *model_);
+        } else {
+          ++state.evals_without_improvement;
+        }
+        if (run_.train.early_stopping_patience > 0 && state.evals_without_improvement >= run_.train.early_stopping_patience) {
+          progress.message(fmt::format("early stopping at step {} (best at step {})", state.step, state.best_step));
+          save_checkpoint(checkpoint, *model_, *optimizer_, state);
+          break;
+        }
+      }
+      if (run_.train.save_every > 0 && state.step % run_.train.save_every == 0)
+        save_checkpoint(checkpoint, *model_, *optimizer_, state);
+    }
+    progress.finish();
+    if (status != RunStatus::completed) {
+      if (status == RunStatus::interrupted) save_checkpoint(checkpoint, *model_, *optimizer_, state);
+      recorder_->finish(status);
+      return status;
+    }
+    save_checkpoint(checkpoint, *model_, *optimizer_, state);
+    // The final evaluation: the last weights, or the best evaluation's when select_best says so (only if it
+    // beats the last weights' own evaluation, which is computed here).
+    double final_value = evaluate_all(state.step, progress);
+    const bool best_is_better = state.best_step >= 0 &&
+                                (better_high ? state.best_metric > final_value : state.best_metric < final_value);
+    if (run_.train.select_best && best_is_better && fs::exists(best)) {
+      load_weights(best, *model_);
+      recorder_->set_attribute("selected_step", state.best_step);
+    } else {
+      recorder_->set_attribute("selected_step", state.step);
+    }
+    save_weights(dir_ / "adapter.pt", *model_);
+    for (const auto& set : eval_sets_)
+      recorder_->set_final(set.split, evaluate_split(*model_, *task_, set.split, set.examples, run_.eval.batch_size,
+                                                     tokenizer_->pad_or_eos_id()));
+    recorder_->finish(RunStatus::completed);
+    return RunStatus::completed;
+  }
+
+  const RunSpec& run_;
+  RunnerOptions options_;
+  fs::path dir_;
+  std::shared_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Task> task_;
+  std::shared_ptr<Method> method_;
+  TaskModel model_{nullptr};
+  std::map<std::string, torch::Tensor> pretrained_;
+  std::vector<TokenizedExample> train_examples_;
+  std::vector<EvalSet> eval_sets_;
+  std::unique_ptr<Batcher> batcher_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<RunRecorder> recorder_;
+  int64_t total_steps_ = 0, warmup_steps_ = 0, trainable_params_ = 0, total_params_ = 0;
+};
+
+}  // namespace
+
+uint64_t stream_seed(int64_t seed, const std::string& stream) {
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a of the stream name
+  for (unsigned char c : stream) hash = (hash ^ c) * 1099511628211ULL;
+  return splitmix64(static_cast<uint64_t>(seed) ^ hash) & 0x7fffffffffffffffULL;
+}
+
+void request_stop() { stop_requested.store(true); }
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+RunStatus execute_run(const RunSpec& run, const RunnerOptions& options) {
+  Trainer trainer(run, options);
+  return trainer.run();
+}
+
+}  // namespace peftlab

@@ -1,0 +1,154 @@
+// peftlab run: every run of a spec (or one shard of them), sequentially or as parallel jobs, skipping runs
+// that already completed; then the comparison table.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "analysis/python_driver.h"
+#include "core/errors.h"
+#include "core/recorder.h"
+#include "core/runtime.h"
+#include "experiments/runner.h"
+#include "experiments/sweep.h"
+#include "tools/cli.h"
+
+extern char** environ;
+
+namespace peftlab::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunArgs {
+  std::string spec;
+  std::vector<std::string> overrides;
+  std::string out;
+  int jobs = 1;
+  bool resume = false, force = false, no_table = false;
+  std::string shard;
+  std::vector<std::string> only;  // run ids (used by --jobs for its child processes)
+};
+
+std::vector<RunSpec> selected_runs(const RunArgs& args) {
+  auto runs = load_runs(args.spec, args.overrides);
+  if (!args.out.empty())
+    for (auto& run : runs) run.dir = (fs::path(args.out) / run.id).string();
+  if (!args.shard.empty()) {
+    Shard shard = parse_shard(args.shard);
+    runs = select_shard(runs, shard.index, shard.count);
+  }
+  if (!args.only.empty()) {
+    std::vector<RunSpec> kept;
+    for (auto& run : runs)
+      if (std::find(args.only.begin(), args.only.end(), run.id) != args.only.end()) kept.push_back(run);
+    runs = kept;
+  }
+  return runs;
+}
+
+bool already_completed(const RunSpec& run) {
+  auto status = run_file_status((fs::path(run.dir) / "run.h5").string());
+  return status && *status == "completed";
+}
+
+// The command line of a child process that runs the given run ids with `threads` threads.
+std::vector<std::string> child_command(const RunArgs& args, const std::vector<std::string>& ids, int threads) {
+  std::vector<std::string> argv = {"/proc/self/exe", "--threads", std::to_string(threads), "run", args.spec, "--no-table"};
+  for (const auto& o : args.overrides) argv.insert(argv.end(), {"--set", o});
+  if (!args.out.empty()) argv.insert(argv.end(), {"--out", args.out});
+  if (args.resume) argv.push_back("--resume");
+  if (args.force) argv.push_back("--force");
+  for (const auto& id : ids) argv.insert(argv.end(), {"--only", id});
+  return argv;
+}
+
+pid_t spawn(const std::vector<std::string>& command) {
+  std::vector<char*> argv;
+  for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) throw std::runtime_error("cannot start a job");
+  return pid;
+}
+
+// Runs the pending runs in `jobs` child processes, round-robin, each with its share of the threads.
+int run_in_parallel(const RunArgs& args, const std::vector<RunSpec>& pending) {
+  const int jobs = std::min<int>(args.jobs, static_cast<int>(pending.size()));
+  const int threads = std::max(1, (global_options().threads > 0 ? global_options().threads : hardware_threads()) / jobs);
+  std::vector<pid_t> children;
+  for (int j = 0; j < jobs; ++j) {
+    std::vector<std::string> ids;
+    for (size_t k = j; k < pending.size(); k += jobs) ids.push_back(pending[k].id);
+    children.push_back(spawn(child_command(args, ids, threads)));
+  }
+  int worst = 0;
+  for (pid_t child : children) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+    worst = std::max(worst, code);
+  }
+  return worst;
+}
+
+int run_sequentially(const std::vector<RunSpec>& pending, const RunnerOptions& options) {
+  int failures = 0;
+  for (const auto& run : pending) {
+    spdlog::info("run {} -> {}", run.id, run.dir);
+    RunStatus status = execute_run(run, options);
+    if (status == RunStatus::interrupted) return 130;
+    if (status != RunStatus::completed) {
+      spdlog::warn("run {} ended with status {}", run.id, to_string(status));
+      ++failures;
+    }
+  }
+  return failures > 0 ? 1 : 0;
+}
+
+std::function<int()> setup_run(CLI::App& cmd) {
+  auto args = std::make_shared<RunArgs>();
+  cmd.add_option("spec", args->spec, "Experiment spec (YAML)")->required();
+  cmd.add_option("--set", args->overrides, "Override a spec key: a.b=value (repeatable)");
+  cmd.add_option("--out", args->out, "Output folder (default: the spec's output.dir)");
+  cmd.add_option("--jobs,-j", args->jobs, "Runs in parallel on this machine (threads divided among them)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_flag("--resume", args->resume, "Continue interrupted runs from their last checkpoint");
+  cmd.add_flag("--force", args->force, "Run again even runs that completed");
+  cmd.add_option("--shard", args->shard, "i/n: only the i-th of n slices of the sweep (Slurm array jobs)");
+  cmd.add_option("--only", args->only, "Only the run with this id (repeatable)");
+  cmd.add_flag("--no-table", args->no_table, "Do not print the comparison table at the end");
+  return [args] {
+    auto runs = selected_runs(*args);
+    std::vector<RunSpec> pending;
+    for (const auto& run : runs) {
+      if (!args->force && already_completed(run)) spdlog::info("skip {} (completed)", run.id);
+      else pending.push_back(run);
+    }
+    install_stop_handlers();
+    RunnerOptions options;
+    options.resume = args->resume;
+    options.threads = global_options().threads;
+    options.progress = !global_options().quiet;
+    int code = 0;
+    if (!pending.empty()) code = args->jobs > 1 ? run_in_parallel(*args, pending) : run_sequentially(pending, options);
+    if (code == 130 || args->no_table || runs.empty()) return code;
+    std::vector<std::string> dirs;
+    for (const auto& run : runs) dirs.push_back(run.dir);
+    std::vector<std::string> table = {"table", "--format", "md", "--"};
+    table.insert(table.end(), dirs.begin(), dirs.end());
+    std::cout << "\n";
+    std::cout.flush();
+    int table_code = run_analysis(table);
+    return code != 0 ? code : table_code;
+  };
+}
+
+}  // namespace
+
+PEFTLAB_REGISTER_VERB("run", "Train and evaluate every run of an experiment spec", setup_run);
+
+}  // namespace peftlab::cli
