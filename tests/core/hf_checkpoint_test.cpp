@@ -1,0 +1,169 @@
+// Hugging Face folders: conversion from llama2.c keeps the logits (an independent check of the rotary row
+// permutation), and every kind of bad input is an InputError naming the file.
+#include "core/hf_checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "core/generate.h"
+#include "core/llama2c.h"
+#include "core/model_io.h"
+#include "core/safetensors.h"
+#include "tests/test_support.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+class ConvertedStories : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new testing::TempDir();
+    Llama model = load_llama2c(testing::stories260k_bin());
+    write_hf_folder(*model, dir_->path() / "hf", testing::stories260k_tokenizer());
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static fs::path folder() { return dir_->path() / "hf"; }
+  static testing::TempDir* dir_;
+};
+testing::TempDir* ConvertedStories::dir_ = nullptr;
+
+TEST_F(ConvertedStories, FolderHoldsConfigWeightsAndTokenizer) {
+  EXPECT_TRUE(fs::exists(folder() / "config.json"));
+  EXPECT_TRUE(fs::exists(folder() / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(folder() / "tokenizer.model"));
+  LlamaConfig c = read_hf_config(folder() / "config.json");
+  EXPECT_EQ(c.dim, 64);
+  EXPECT_EQ(c.n_kv_heads, 4);
+  EXPECT_FALSE(c.rope_interleaved);
+  SafetensorsFile file(folder() / "model.safetensors");
+  EXPECT_TRUE(file.contains("model.layers.0.self_attn.q_proj.weight"));
+  EXPECT_TRUE(file.contains("model.embed_tokens.weight"));
+}
+
+TEST_F(ConvertedStories, LogitsEqualTheLlama2cFile) {
+  Llama original = load_llama2c(testing::stories260k_bin());
+  Llama converted = load_hf_model(folder());
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(3);
+  auto tokens = torch::randint(0, 512, {2, 40}, torch::kLong);
+  double diff = (original->forward(tokens) - converted->forward(tokens)).abs().max().item<double>();
+  EXPECT_LT(diff, 1e-5);
+  // The q/k rows really were permuted (otherwise the test above would not test the permutation).
+  EXPECT_FALSE(torch::equal(original->slot("layers.0.self_attn.q_proj")->weight,
+                            converted->slot("layers.0.self_attn.q_proj")->weight));
+}
+
+TEST_F(ConvertedStories, GreedyTextThroughTheCli) {
+  auto result = testing::run_cli({"generate", "--model", folder().string(), "--max-new-tokens", "60"});
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+                               "park. One day, she saw a big, red ball. She wanted to play with it, but it was too high"),
+            std::string::npos)
+      << result.output;
+}
+
+TEST(HfConfig, MissingFieldNamesIt) {
+  testing::TempDir dir;
+  testing::write_file(dir / "config.json", R"({"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 5,
+    "num_attention_heads": 8, "max_position_embeddings": 512})");
+  try {
+    read_hf_config(dir / "config.json");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), (dir / "config.json").string() + ": missing field 'vocab_size'");
+  }
+}
+
+// A model folder whose safetensors header points a tensor past the end of the file.
+TEST(HfFolder, LyingSafetensorsHeaderIsInputError) {
+  testing::TempDir dir;
+  Llama model = load_llama2c(testing::stories260k_bin());
+  write_hf_folder(*model, dir / "hf");
+  std::string bytes = testing::read_file(dir / "hf" / "model.safetensors");
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  auto header = nlohmann::json::parse(bytes.substr(8, header_len));
+  header["model.norm.weight"]["data_offsets"] = {bytes.size() * 2, bytes.size() * 2 + 256};
+  std::string text = header.dump();
+  text.resize(header_len, ' ');
+  ASSERT_EQ(text.size(), header_len);
+  testing::write_file(dir / "hf" / "model.safetensors", bytes.substr(0, 8) + text + bytes.substr(8 + header_len));
+  EXPECT_THROW(load_hf_model(dir / "hf"), InputError);
+}
+
+// ---- The CLI's bad-input contract: exit status 2 and one line `error: <file>: <what>`. ----
+
+void expect_input_error(const std::vector<std::string>& args, const std::string& expected_line) {
+  auto result = testing::run_cli(args);
+  EXPECT_EQ(result.status, 2) << result.output;
+  EXPECT_EQ(result.output, expected_line + "\n");
+}
+
+TEST(CliBadInput, MissingModelFile) {
+  expect_input_error({"generate", "--model", "/nonexistent/model.bin", "--tokenizer", testing::stories260k_tokenizer()},
+                     "error: /nonexistent/model.bin: no such file or folder");
+}
+
+TEST(CliBadInput, TruncatedCheckpoint) {
+  testing::TempDir dir;
+  std::string bytes = testing::read_file(testing::stories260k_bin());
+  testing::write_file(dir / "cut.bin", bytes.substr(0, 5000));
+  expect_input_error({"generate", "--model", (dir / "cut.bin").string(), "--tokenizer", testing::stories260k_tokenizer()},
+                     "error: " + (dir / "cut.bin").string() +
+                         ": truncated: the header's shape needs 1056540 bytes, the file has 5000");
+}
+
+TEST(CliBadInput, ConfigMissingField) {
+  testing::TempDir dir;
+  fs::create_directories(dir / "m");
+  testing::write_file(dir / "m" / "config.json", R"({"hidden_size": 64})");
+  expect_input_error({"generate", "--model", (dir / "m").string(), "--tokenizer", testing::stories260k_tokenizer()},
+                     "error: " + (dir / "m" / "config.json").string() + ": missing field 'intermediate_size'");
+}
+
+TEST(CliBadInput, TokenizerDoesNotMatchModel) {
+  // A valid llama2.c file with a 100-piece vocabulary, against the 512-piece tokenizer.
+  testing::TempDir dir;
+  LlamaConfig c;
+  c.dim = 16, c.hidden_dim = 32, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.vocab_size = 100, c.max_seq_len = 8;
+  std::string bytes(28 + 4 * (c.parameter_count() + c.max_seq_len * c.head_dim()), '\0');
+  int32_t header[7] = {16, 32, 1, 2, 2, 100, 8};
+  std::memcpy(bytes.data(), header, 28);
+  testing::write_file(dir / "small.bin", bytes);
+  expect_input_error({"generate", "--model", (dir / "small.bin").string(), "--tokenizer", testing::stories260k_tokenizer()},
+                     "error: " + testing::stories260k_tokenizer().string() +
+                         ": tokenizer has 512 pieces but the model's vocabulary has 100; they do not belong together");
+}
+
+TEST(CliBadInput, LyingSafetensorsThroughTheCli) {
+  testing::TempDir dir;
+  fs::create_directories(dir / "m");
+  std::ofstream(dir / "m" / "config.json") << hf_config_json(read_llama2c_config(testing::stories260k_bin())).dump();
+  // Header claims one F32 tensor of 4 bytes at offsets past the end of a 4-byte buffer.
+  std::string header = R"({"model.norm.weight":{"dtype":"F32","shape":[1],"data_offsets":[100,104]}})";
+  uint64_t n = header.size();
+  std::string bytes(reinterpret_cast<const char*>(&n), 8);
+  testing::write_file(dir / "m" / "model.safetensors", bytes + header + "abcd");
+  auto result = testing::run_cli({"generate", "--model", (dir / "m").string(), "--tokenizer", testing::stories260k_tokenizer()});
+  EXPECT_EQ(result.status, 2) << result.output;
+  EXPECT_EQ(result.output.rfind("error: " + (dir / "m" / "model.safetensors").string() + ": ", 0), 0u) << result.output;
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1);
+}
+
+TEST(CliConvert, WritesAFolderThatGeneratesTheSameText) {
+  testing::TempDir dir;
+  auto convert = testing::run_cli({"convert", "--from", "llama2c", testing::stories260k_bin().string(), "--tokenizer",
+                                   testing::stories260k_tokenizer().string(), "--out", (dir / "hf").string()});
+  ASSERT_EQ(convert.status, 0) << convert.output;
+  auto from_file = testing::run_cli({"generate", "--model", testing::stories260k_bin().string(), "--max-new-tokens", "80"});
+  auto from_folder = testing::run_cli({"generate", "--model", (dir / "hf").string(), "--max-new-tokens", "80"});
+  ASSERT_EQ(from_file.status, 0);
+  EXPECT_EQ(from_file.output, from_folder.output);
+}
+
+}  // namespace peftlab
