@@ -131,8 +131,20 @@ def find_run_files(paths):
     return found
 
 
+def read_run(path, attempts=5):
+    """A run still being written may be met mid-flush: retry briefly before calling the file unreadable."""
+    import time
+    for attempt in range(attempts):
+        try:
+            return Run(path)
+        except InputError:
+            if attempt == attempts - 1 or not h5py.is_hdf5(path):
+                raise
+            time.sleep(0.1)
+
+
 def load_runs(paths):
-    return [Run(p) for p in find_run_files(paths)]
+    return [read_run(p) for p in find_run_files(paths)]
 
 
 def parse_metric_overrides(items):

@@ -70,16 +70,17 @@ bool link_exists(const H5::Group& group, const std::string& name) {
 
 // Opens "/a/b/c", creating each missing level.
 H5::Group open_or_create_group(H5::H5File& file, const std::string& path) {
-  H5::Group group = file.openGroup("/");
+  H5::Group root = file.openGroup("/");
+  std::string prefix;
   size_t begin = 1;
   while (begin < path.size()) {
     size_t end = path.find('/', begin);
     if (end == std::string::npos) end = path.size();
-    std::string name = path.substr(begin, end - begin);
-    group = link_exists(group, name) ? group.openGroup(name) : group.createGroup(name);
+    prefix += "/" + path.substr(begin, end - begin);
+    if (!link_exists(root, prefix)) root.createGroup(prefix);
     begin = end + 1;
   }
-  return group;
+  return file.openGroup(path);
 }
 
 void check_name(const std::string& what, const std::string& name) {
@@ -172,12 +173,33 @@ void append_double(H5::Group& group, const std::string& name, double value) {
   append_row(dataset, &value, H5::PredType::NATIVE_DOUBLE, 1);
 }
 
-void append_vector(H5::Group& group, const std::string& name, const torch::Tensor& values) {
-  torch::Tensor row = values.detach().to(torch::kCPU, torch::kFloat64).contiguous().reshape({-1});
-  auto cols = static_cast<hsize_t>(row.numel());
-  if (cols == 0) throw std::invalid_argument("run file: empty magnitude vector for " + name);
-  H5::DataSet dataset = open_or_create_appendable(group, name, false, cols);
-  append_row(dataset, row.data_ptr<double>(), H5::PredType::NATIVE_DOUBLE, cols);
+torch::Tensor as_row(const torch::Tensor& values) {
+  return values.detach().to(torch::kCPU, torch::kFloat64).contiguous().reshape({-1});
+}
+
+hsize_t width_of(const H5::Group& group, const std::string& name) {
+  std::vector<hsize_t> dims = extent(group.openDataSet(name));
+  return dims.size() == 2 ? dims[1] : 1;
+}
+
+// Appends `values` (or, when undefined, a row of NaN) to the 2-D dataset `name`, first NaN-padding it to
+// `row` rows so that it stays aligned with the group's `step`.
+void append_vector(H5::Group& group, const std::string& name, const torch::Tensor& values, hsize_t row) {
+  if (!values.defined()) {
+    if (!link_exists(group, name)) return;
+    std::vector<double> nan_row(width_of(group, name), kNaN);
+    H5::DataSet dataset = group.openDataSet(name);
+    append_row(dataset, nan_row.data(), H5::PredType::NATIVE_DOUBLE, nan_row.size());
+    return;
+  }
+  torch::Tensor data = as_row(values);
+  H5::DataSet dataset = open_or_create_appendable(group, name, false, static_cast<hsize_t>(data.numel()));
+  std::vector<hsize_t> dims = extent(dataset);
+  if (dims[0] < row) {
+    dims[0] = row;
+    dataset.extend(dims.data());
+  }
+  append_row(dataset, data.data_ptr<double>(), H5::PredType::NATIVE_DOUBLE, static_cast<hsize_t>(data.numel()));
 }
 
 hsize_t rows_of(const H5::Group& group, const std::string& name) {
@@ -358,15 +380,25 @@ void RunRecorder::append_decomposition(const std::string& layer, int64_t step, c
   check_name("layer", layer);
   with_hdf5_errors(path_, "append decomposition statistics", [&] {
     H5::Group group = open_or_create_group(*file_, "/decomposition/" + layer);
+    // Check the magnitude widths before writing anything, so a bad call leaves the rows aligned.
+    if (with_magnitudes) {
+      for (const auto& [name, values] : {std::pair{"m_row", &stats.m_row}, std::pair{"m_col", &stats.m_col}}) {
+        if (!values->defined() || values->numel() == 0)
+          throw std::invalid_argument(std::string("run file: no ") + name + " magnitudes for " + layer);
+        if (link_exists(group, name) && width_of(group, name) != static_cast<hsize_t>(values->numel()))
+          throw std::invalid_argument("run file: " + layer + "/" + name + " has width " +
+                                      std::to_string(width_of(group, name)) + ", got " +
+                                      std::to_string(values->numel()) + " values");
+      }
+    }
+    hsize_t row = rows_of(group, "step");
     append_int(group, "step", step);
     append_double(group, "dM_row", stats.dM_row);
     append_double(group, "dD_row", stats.dD_row);
     append_double(group, "dM_col", stats.dM_col);
     append_double(group, "dD_col", stats.dD_col);
-    if (with_magnitudes) {
-      append_vector(group, "m_row", stats.m_row);
-      append_vector(group, "m_col", stats.m_col);
-    }
+    append_vector(group, "m_row", with_magnitudes ? stats.m_row : torch::Tensor(), row);
+    append_vector(group, "m_col", with_magnitudes ? stats.m_col : torch::Tensor(), row);
     flush();
   });
 }

@@ -79,7 +79,9 @@ class RunRecorder {
   // dataset of /eval/<split> has one row per call.
   void append_eval(const std::string& split, int64_t step, const std::map<std::string, double>& metrics);
   // `layer` is a module path such as "layers.0.self_attn.q_proj" (no '/'). with_magnitudes also appends
-  // stats.m_row and stats.m_col as rows of the 2-D datasets m_row (steps x out) and m_col (steps x in).
+  // stats.m_row and stats.m_col as rows of the 2-D datasets m_row (steps x out) and m_col (steps x in);
+  // rows of a step recorded without magnitudes are NaN, so those datasets stay aligned with `step`.
+  // A width different from earlier rows throws std::invalid_argument before anything is written.
   void append_decomposition(const std::string& layer, int64_t step, const DecompositionStats& stats,
                             bool with_magnitudes = false);
   // /final/<split> attributes metric -> value (replaces earlier values of the same names).

@@ -51,8 +51,9 @@ TEST(Decomposition, HandWorkedCaseIncludingAZeroColumn) {
 }
 
 TEST(Decomposition, TwoZeroVectorsHaveTheSameDirection) {
+  // Row 0 is zero in both (cos 1, not 0: dD would be 0.5), row 1 identical (cos 1 up to rounding).
   DecompositionStats s = decomposition_stats(matrix({{0, 0}, {1, 1}}), matrix({{0, 0}, {1, 1}}));
-  EXPECT_EQ(s.dD_row, 0.0);
+  EXPECT_NEAR(s.dD_row, 0.0, 1e-15);
   EXPECT_EQ(s.dM_row, 0.0);
 }
 

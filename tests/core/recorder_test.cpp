@@ -121,7 +121,25 @@ TEST(Recorder, RejectsBadNamesAndWidthChanges) {
   EXPECT_THROW(rec.append_eval("dev", 1, {{"step", 1}}), std::invalid_argument);
   EXPECT_THROW(rec.append_decomposition("a/b", 1, stats(1, 2, 2)), std::invalid_argument);
   rec.append_decomposition("l", 1, stats(1, 3, 4), true);
-  EXPECT_THROW(rec.append_decomposition("l", 2, stats(1, 3, 5), true), std::runtime_error);
+  EXPECT_THROW(rec.append_decomposition("l", 2, stats(1, 3, 5), true), std::invalid_argument);
+  rec.append_decomposition("l", 3, stats(2, 3, 4), false);  // no magnitudes this time: a NaN row
+  rec.append_decomposition("l", 4, stats(3, 3, 4), true);
+  RunFileReader r(rec.path());
+  EXPECT_EQ(r.read_ints("/decomposition/l/step"), (std::vector<int64_t>{1, 3, 4}));  // the bad call left nothing
+  EXPECT_EQ(r.read_doubles("/decomposition/l/dM_row").size(), 3u);
+  size_t rows = 0, cols = 0;
+  std::vector<double> m_col = r.read_matrix("/decomposition/l/m_col", &rows, &cols);
+  ASSERT_EQ(rows, 3u);
+  EXPECT_TRUE(std::isnan(m_col[4]));
+  EXPECT_EQ(m_col[8 + 1], 3.0);  // step 4: arange(4) * 3
+
+  // Magnitudes first recorded at the second row: the first row is NaN-padded.
+  rec.append_decomposition("late", 1, stats(1, 2, 2), false);
+  rec.append_decomposition("late", 2, stats(1, 2, 2), true);
+  std::vector<double> m_row = RunFileReader(rec.path()).read_matrix("/decomposition/late/m_row", &rows, &cols);
+  ASSERT_EQ(rows, 2u);
+  EXPECT_TRUE(std::isnan(m_row[0]));
+  EXPECT_EQ(m_row[3], 2.0);  // arange(2) + 1
 }
 
 TEST(Recorder, RefusesToOverwriteACompletedRunUnlessTold) {
