@@ -1,0 +1,767 @@
+#include "experiments/spec.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "core/data_root.h"
+#include "core/suggest.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+// ---------------------------------------------------------------------------------------------------------
+// SourceMap
+
+static long count_lines(const std::string& text) { return 1 + std::count(text.begin(), text.end(), '\n'); }
+
+std::string SourceMap::pad(Source source, const std::string& text) {
+  source.first = next_line_;
+  source.count = count_lines(text);
+  next_line_ += source.count;
+  sources_.push_back(source);
+  return std::string(static_cast<size_t>(source.first - 1), '\n') + text;
+}
+
+std::string SourceMap::add_file(const std::string& file, const std::string& text) {
+  return pad(Source{file, 0, 0, -1}, text);
+}
+
+std::string SourceMap::add_alias(const Location& at, const std::string& text) {
+  return pad(Source{at.file, 0, 0, at.line}, text);
+}
+
+YAML::Node SourceMap::parse_at(const Location& at, const std::string& text) {
+  std::string padded = add_alias(at, text);
+  try {
+    return YAML::Load(padded);
+  } catch (const YAML::Exception& e) {
+    throw InputError(at.file, fmt::format("cannot parse '{}' as YAML: {}", text, e.msg), at.line);
+  }
+}
+
+SourceMap::Location SourceMap::locate(long global_line) const {
+  if (global_line > 0) {
+    for (const auto& s : sources_) {
+      if (global_line < s.first || global_line >= s.first + s.count) continue;
+      return {s.file, s.fixed_line >= 0 ? s.fixed_line : global_line - s.first + 1};
+    }
+  }
+  return {sources_.empty() ? std::string() : sources_.front().file, 0};
+}
+
+InputError SourceMap::relocate(const InputError& error) const {
+  if (sources_.empty() || error.file() != primary() || error.line() <= 0) return error;
+  Location at = locate(error.line());
+  return InputError(at.file, error.problem(), at.line);
+}
+
+void SourceMap::fail(const YAML::Node& node, const std::string& what) const {
+  Location at = locate(node);
+  throw InputError(at.file, what, at.line);
+}
+
+void with_source_locations(const SourceMap& sources, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const InputError& e) {
+    throw sources.relocate(e);
+  } catch (const YAML::Exception& e) {
+    SourceMap::Location at = sources.locate(e.mark.is_null() ? 0L : e.mark.line + 1L);
+    throw InputError(at.file, e.msg, at.line);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Section readers
+
+namespace {
+
+[[noreturn]] void bad_value(const Options& o, const std::string& key, const std::string& what) {
+  const YAML::Node node = o.node();
+  long line = node && node.IsMap() && node[key] ? Options::line_of(node[key]) : o.line();
+  std::string path = o.path().empty() ? key : o.path() + "." + key;
+  throw InputError(o.file(), fmt::format("{}: {}", path, what), line);
+}
+
+std::string one_of(Options& o, const std::string& key, const std::string& fallback,
+                   const std::vector<std::string>& choices) {
+  std::string value = o.get<std::string>(key, fallback);
+  if (std::find(choices.begin(), choices.end(), value) == choices.end())
+    bad_value(o, key, fmt::format("expected one of {}, got '{}'", fmt::join(choices, " | "), value));
+  return value;
+}
+
+// Integer option with a lower bound.
+int64_t at_least(Options& o, const std::string& key, int64_t fallback, int64_t minimum) {
+  int64_t value = o.get<int64_t>(key, fallback);
+  if (value < minimum) bad_value(o, key, fmt::format("must be at least {}, got {}", minimum, value));
+  return value;
+}
+
+double positive(Options& o, const std::string& key, double fallback) {
+  double value = o.get<double>(key, fallback);
+  if (!(value > 0) || !std::isfinite(value)) bad_value(o, key, fmt::format("must be a positive number, got {}", value));
+  return value;
+}
+
+double non_negative(Options& o, const std::string& key, double fallback) {
+  double value = o.get<double>(key, fallback);
+  if (!(value >= 0) || !std::isfinite(value)) bad_value(o, key, fmt::format("must be a number >= 0, got {}", value));
+  return value;
+}
+
+std::vector<std::string> string_list(Options& o, const std::string& key, std::vector<std::string> fallback) {
+  YAML::Node node = o.raw(key);
+  if (!node || node.IsNull()) return fallback;
+  if (!node.IsSequence()) bad_value(o, key, "expected a list of strings");
+  std::vector<std::string> out;
+  for (const auto& item : node) {
+    if (!item.IsScalar() || item.Scalar().empty())
+      throw InputError(o.file(), fmt::format("{}.{}: expected a list of non-empty strings", o.path(), key),
+                       Options::line_of(item));
+    out.push_back(item.Scalar());
+  }
+  return out;
+}
+
+ModelInit read_init(Options& o) {
+  ModelInit init;
+  auto required_positive = [&](const std::string& key) {
+    int64_t value = o.require<int64_t>(key);
+    if (value < 1) bad_value(o, key, fmt::format("must be at least 1, got {}", value));
+    return value;
+  };
+  init.dim = required_positive("dim");
+  init.n_layers = required_positive("n_layers");
+  init.n_heads = required_positive("n_heads");
+  init.vocab_size = required_positive("vocab_size");
+  init.n_kv_heads = at_least(o, "n_kv_heads", init.n_heads, 1);
+  int64_t rule = 32 * ((8 * init.dim / 3 + 31) / 32);  // llama2.c: multiple_of * ceil((2/3 * 4 dim) / multiple_of)
+  init.hidden_dim = at_least(o, "hidden_dim", rule, 1);
+  init.max_seq_len = at_least(o, "max_seq_len", init.max_seq_len, 1);
+  init.rope_theta = positive(o, "rope_theta", init.rope_theta);
+  init.norm_eps = positive(o, "norm_eps", init.norm_eps);
+  if (init.dim % init.n_heads != 0)
+    bad_value(o, "n_heads", fmt::format("dim {} is not a multiple of n_heads {}", init.dim, init.n_heads));
+  if (init.n_heads % init.n_kv_heads != 0)
+    bad_value(o, "n_kv_heads", fmt::format("n_heads {} is not a multiple of n_kv_heads {}", init.n_heads, init.n_kv_heads));
+  o.finish();
+  return init;
+}
+
+// The tokenizer beside a model: in the folder for a Hugging Face layout, beside the file for llama2.c.
+// A path that is an existing folder, ends with '/', or has no extension is taken as a folder.
+std::string default_tokenizer(const std::string& model_path) {
+  fs::path p(model_path);
+  bool folder = fs::is_directory(p) || model_path.back() == '/' || !p.has_extension();
+  return ((folder ? p : p.parent_path()) / "tokenizer.model").string();
+}
+
+}  // namespace
+
+ModelSpec read_model(Options& o) {
+  ModelSpec m;
+  m.path = o.get<std::string>("path", "");
+  bool has_init = o.has("init");
+  if (m.path.empty() == !has_init)
+    throw InputError(o.file(), fmt::format("{}: give exactly one of 'path' (pretrained weights) or 'init' "
+                                           "(random initialisation)", o.path()), o.line());
+  if (has_init) {
+    Options init = o.child("init");
+    m.init = read_init(init);
+  } else {
+    o.child("init");  // known key, absent
+  }
+  m.tokenizer = o.get<std::string>("tokenizer", "");
+  if (m.tokenizer.empty()) {
+    if (has_init) bad_value(o, "init", "model.tokenizer is required with model.init (no folder to find it in)");
+    m.tokenizer = default_tokenizer(m.path);
+  }
+  m.dtype = one_of(o, "dtype", m.dtype, {"float32", "bfloat16"});
+  m.device = o.get<std::string>("device", m.device);
+  static const std::regex device_pattern("cpu|cuda|cuda:[0-9]+");
+  if (!std::regex_match(m.device, device_pattern))
+    bad_value(o, "device", fmt::format("expected cpu, cuda or cuda:N, got '{}'", m.device));
+  o.finish();
+  return m;
+}
+
+TrainConfig read_train(Options& o) {
+  TrainConfig t;
+  t.optimizer = one_of(o, "optimizer", t.optimizer, {"adamw"});
+  t.lr = positive(o, "lr", t.lr);
+  t.weight_decay = non_negative(o, "weight_decay", t.weight_decay);
+  if (YAML::Node betas = o.raw("betas"); betas && !betas.IsNull()) {
+    std::vector<double> values;
+    if (betas.IsSequence()) {
+      for (const auto& b : betas) {
+        try {
+          values.push_back(b.as<double>());
+        } catch (const YAML::Exception&) {
+          values.clear();
+          break;
+        }
+      }
+    }
+    if (values.size() != 2 || !(values[0] >= 0 && values[0] < 1) || !(values[1] >= 0 && values[1] < 1))
+      bad_value(o, "betas", "expected a list of two numbers in [0, 1), e.g. [0.9, 0.999]");
+    t.beta1 = values[0], t.beta2 = values[1];
+  }
+  t.eps = positive(o, "eps", t.eps);
+  t.no_decay = string_list(o, "no_decay", t.no_decay);
+  for (const auto& pattern : t.no_decay) {
+    try {
+      std::regex check(pattern);
+    } catch (const std::regex_error&) {
+      bad_value(o, "no_decay", fmt::format("'{}' is not a valid regular expression", pattern));
+    }
+  }
+  t.schedule = one_of(o, "schedule", t.schedule, {"constant", "linear", "cosine"});
+  if (o.has("warmup_steps") && o.has("warmup_ratio"))
+    bad_value(o, "warmup_ratio", "give at most one of warmup_steps and warmup_ratio");
+  t.warmup_steps = at_least(o, "warmup_steps", t.warmup_steps, 0);
+  t.warmup_ratio = non_negative(o, "warmup_ratio", t.warmup_ratio);
+  if (t.warmup_ratio >= 1) bad_value(o, "warmup_ratio", fmt::format("must be below 1, got {}", t.warmup_ratio));
+  t.batch_size = at_least(o, "batch_size", t.batch_size, 1);
+  t.grad_accum = at_least(o, "grad_accum", t.grad_accum, 1);
+  if (o.has("max_steps") && o.has("epochs")) bad_value(o, "epochs", "give at most one of max_steps and epochs");
+  t.max_steps = at_least(o, "max_steps", t.max_steps, o.has("max_steps") ? 1 : 0);
+  t.epochs = at_least(o, "epochs", t.epochs, 1);
+  if (t.max_steps > 0 && t.warmup_steps > t.max_steps)
+    bad_value(o, "warmup_steps", fmt::format("{} is more than max_steps {}", t.warmup_steps, t.max_steps));
+  t.grad_clip = non_negative(o, "grad_clip", t.grad_clip);
+  t.eval_every = at_least(o, "eval_every", t.eval_every, 0);
+  t.save_every = at_least(o, "save_every", t.save_every, 0);
+  t.select_best = o.get<bool>("select_best", t.select_best);
+  t.early_stopping_patience = at_least(o, "early_stopping_patience", t.early_stopping_patience, 0);
+  if (t.early_stopping_patience > 0 && t.eval_every == 0)
+    bad_value(o, "early_stopping_patience", "needs eval_every > 0 (there is nothing to be patient about)");
+  t.precision = one_of(o, "precision", t.precision, {"fp32", "bf16"});
+  t.activation_checkpointing = o.get<bool>("activation_checkpointing", t.activation_checkpointing);
+  t.threads = at_least(o, "threads", t.threads, 0);
+  o.finish();
+  return t;
+}
+
+EvalConfig read_eval(Options& o) {
+  EvalConfig e;
+  e.batch_size = at_least(o, "batch_size", e.batch_size, 1);
+  e.max_examples = at_least(o, "max_examples", e.max_examples, 0);
+  e.splits = string_list(o, "splits", e.splits);
+  std::set<std::string> seen;
+  for (const auto& s : e.splits)
+    if (!seen.insert(s).second) bad_value(o, "splits", fmt::format("split '{}' is listed twice", s));
+  o.finish();
+  return e;
+}
+
+RecordConfig read_record(Options& o) {
+  RecordConfig r;
+  r.log_every = at_least(o, "log_every", r.log_every, 1);
+  r.decomposition_every = at_least(o, "decomposition_every", r.decomposition_every, 0);
+  r.magnitudes = o.get<bool>("magnitudes", r.magnitudes);
+  o.finish();
+  return r;
+}
+
+namespace {
+// Shortest text that reads back to the same double (yaml-cpp's emitter would print 0.90000000000000002).
+YAML::Node number(double value) { return YAML::Node(fmt::format("{}", value)); }
+}  // namespace
+
+YAML::Node to_node(const ModelSpec& m) {
+  YAML::Node n(YAML::NodeType::Map);
+  if (m.init) {
+    const ModelInit& i = *m.init;
+    YAML::Node init(YAML::NodeType::Map);
+    init["dim"] = i.dim, init["n_layers"] = i.n_layers, init["n_heads"] = i.n_heads;
+    init["n_kv_heads"] = i.n_kv_heads, init["hidden_dim"] = i.hidden_dim, init["vocab_size"] = i.vocab_size;
+    init["max_seq_len"] = i.max_seq_len, init["rope_theta"] = number(i.rope_theta), init["norm_eps"] = number(i.norm_eps);
+    n["init"] = init;
+  } else {
+    n["path"] = m.path;
+  }
+  n["tokenizer"] = m.tokenizer;
+  n["dtype"] = m.dtype;
+  n["device"] = m.device;
+  return n;
+}
+
+YAML::Node to_node(const TrainConfig& t) {
+  YAML::Node n(YAML::NodeType::Map);
+  n["optimizer"] = t.optimizer, n["lr"] = number(t.lr), n["weight_decay"] = number(t.weight_decay);
+  YAML::Node betas(YAML::NodeType::Sequence);
+  betas.push_back(number(t.beta1)), betas.push_back(number(t.beta2));
+  betas.SetStyle(YAML::EmitterStyle::Flow);
+  n["betas"] = betas;
+  n["eps"] = number(t.eps);
+  YAML::Node no_decay(YAML::NodeType::Sequence);
+  for (const auto& p : t.no_decay) no_decay.push_back(p);
+  no_decay.SetStyle(YAML::EmitterStyle::Flow);
+  n["no_decay"] = no_decay;
+  n["schedule"] = t.schedule, n["warmup_steps"] = t.warmup_steps, n["warmup_ratio"] = number(t.warmup_ratio);
+  n["batch_size"] = t.batch_size, n["grad_accum"] = t.grad_accum;
+  n["max_steps"] = t.max_steps, n["epochs"] = t.epochs, n["grad_clip"] = number(t.grad_clip);
+  n["eval_every"] = t.eval_every, n["save_every"] = t.save_every, n["select_best"] = t.select_best;
+  n["early_stopping_patience"] = t.early_stopping_patience, n["precision"] = t.precision;
+  n["activation_checkpointing"] = t.activation_checkpointing, n["threads"] = t.threads;
+  return n;
+}
+
+YAML::Node to_node(const EvalConfig& e) {
+  YAML::Node n(YAML::NodeType::Map);
+  n["batch_size"] = e.batch_size, n["max_examples"] = e.max_examples;
+  YAML::Node splits(YAML::NodeType::Sequence);
+  for (const auto& s : e.splits) splits.push_back(s);
+  splits.SetStyle(YAML::EmitterStyle::Flow);
+  n["splits"] = splits;
+  return n;
+}
+
+YAML::Node to_node(const RecordConfig& r) {
+  YAML::Node n(YAML::NodeType::Map);
+  n["log_every"] = r.log_every, n["decomposition_every"] = r.decomposition_every, n["magnitudes"] = r.magnitudes;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loading: includes, overrides, variables
+
+namespace {
+
+const char* const kSweepSections[] = {"model", "method", "task", "train", "eval", "record"};
+
+std::string read_text(const fs::path& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = in.good() && fs::is_regular_file(path);
+  if (!*ok) return {};
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string text = buffer.str();
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // a byte-order mark would follow the padding
+  return text;
+}
+
+// The key of a mapping entry as text; keys must be plain scalars.
+std::string key_text(const SourceMap& sources, const YAML::Node& key) {
+  if (!key.IsScalar()) sources.fail(key, "a key must be a plain name, not a list or mapping");
+  return key.Scalar();
+}
+
+// yaml-cpp keeps duplicate keys (and reads the first); a spec with two `lr:` is a mistake, not a choice.
+void check_unique_keys(const SourceMap& sources, const YAML::Node& node, const std::string& path) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) check_unique_keys(sources, node[i], fmt::format("{}[{}]", path, i));
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Node> seen;
+  for (const auto& entry : node) {
+    std::string key = key_text(sources, entry.first);
+    std::string full = path.empty() ? key : path + "." + key;
+    auto [it, inserted] = seen.emplace(key, entry.first);
+    if (!inserted)
+      sources.fail(entry.first, fmt::format("duplicate key '{}' (first written at line {})", full,
+                                            sources.locate(it->second).line));
+    check_unique_keys(sources, entry.second, full);
+  }
+}
+
+// Deep merge: `over` wins; mappings merge key by key, anything else (lists included) replaces. Mutates and
+// returns `over`, keeping its nodes (and so their lines).
+YAML::Node merge(const YAML::Node& base, YAML::Node over) {
+  if (!base.IsMap() || !over.IsMap()) return over;
+  for (const auto& entry : base) {
+    const YAML::Node& lookup = over;
+    YAML::Node mine = lookup[entry.first.Scalar()];
+    if (!mine) over.force_insert(entry.first, entry.second);
+    else if (mine.IsMap() && entry.second.IsMap()) merge(entry.second, mine);
+  }
+  return over;
+}
+
+// ${data} and ${env:NAME} in one string.
+std::string expand_string(const SourceMap& sources, const YAML::Node& node, const std::string& text) {
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t start = text.find("${", pos);
+    if (start == std::string::npos) break;
+    size_t end = text.find('}', start);
+    if (end == std::string::npos) sources.fail(node, fmt::format("unterminated '${{' in '{}'", text));
+    out += text.substr(pos, start - pos);
+    std::string name = text.substr(start + 2, end - start - 2);
+    if (name == "data") {
+      out += data_root().string();
+    } else if (name.rfind("env:", 0) == 0 && name.size() > 4) {
+      const char* value = std::getenv(name.substr(4).c_str());
+      if (value == nullptr)
+        sources.fail(node, fmt::format("environment variable '{}' is not set (used as ${{{}}})", name.substr(4), name));
+      out += value;
+    } else {
+      sources.fail(node, fmt::format("unknown variable '${{{}}}' (known: ${{data}}, ${{env:NAME}})", name));
+    }
+    pos = end + 1;
+  }
+  return out + text.substr(pos);
+}
+
+void expand_variables(const SourceMap& sources, YAML::Node node) {
+  if (node.IsScalar()) {
+    const std::string& text = node.Scalar();
+    if (text.find("${") != std::string::npos) node = expand_string(sources, node, text);
+  } else if (node.IsSequence()) {
+    for (auto item : node) expand_variables(sources, item);
+  } else if (node.IsMap()) {
+    for (auto entry : node) expand_variables(sources, entry.second);
+  }
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(text);
+  while (std::getline(in, part, separator)) parts.push_back(part);
+  if (!text.empty() && text.back() == separator) parts.push_back("");
+  return parts;
+}
+
+std::string single_quoted(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+class Loader {
+ public:
+  explicit Loader(std::shared_ptr<SourceMap> sources) : sources_(std::move(sources)) {}
+
+  // Parses one file's text and merges in what it includes.
+  YAML::Node load_text(const std::string& text, const std::string& display, const fs::path& folder) {
+    std::string padded = sources_->add_file(display, text);
+    std::vector<YAML::Node> documents = YAML::LoadAll(padded);
+    if (documents.size() > 1) sources_->fail(documents[1], "a spec file holds one YAML document, found several");
+    YAML::Node root = documents.empty() ? YAML::Node() : documents[0];
+    if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+    if (!root.IsMap()) sources_->fail(root, "a spec must be a mapping of sections (name, model, methods, ...)");
+    check_unique_keys(*sources_, root, "");
+
+    YAML::Node merged(YAML::NodeType::Map);
+    for (const YAML::Node& item : include_items(root)) merged = merge(merged, load_included(item, folder));
+    root.remove("include");
+    return merge(merged, root);
+  }
+
+  YAML::Node load_file(const fs::path& path, const std::string& display) {
+    bool ok = false;
+    std::string text = read_text(path, &ok);
+    if (!ok) throw InputError(display, "cannot read the spec file");
+    stack_.push_back(fs::weakly_canonical(path));
+    YAML::Node root = load_text(text, display, path.parent_path());
+    stack_.pop_back();
+    return root;
+  }
+
+ private:
+  std::vector<YAML::Node> include_items(const YAML::Node& root) {
+    const YAML::Node& lookup = root;
+    YAML::Node include = lookup["include"];
+    if (!include || include.IsNull()) return {};
+    std::vector<YAML::Node> items;
+    if (include.IsScalar()) items.push_back(include);
+    else if (include.IsSequence()) for (const auto& item : include) items.push_back(item);
+    if (items.empty() && !include.IsSequence())
+      sources_->fail(include, "include: expected a file path or a list of file paths");
+    for (const auto& item : items)
+      if (!item.IsScalar() || item.Scalar().empty()) sources_->fail(item, "include: expected a file path");
+    return items;
+  }
+
+  YAML::Node load_included(const YAML::Node& item, const fs::path& folder) {
+    fs::path path(expand_string(*sources_, item, item.Scalar()));
+    if (path.is_relative()) path = (folder / path).lexically_normal();
+    fs::path canonical = fs::weakly_canonical(path);
+    auto cycle_start = std::find(stack_.begin(), stack_.end(), canonical);
+    if (cycle_start != stack_.end()) {
+      std::vector<std::string> chain;
+      for (auto it = cycle_start; it != stack_.end(); ++it) chain.push_back(it->filename().string());
+      chain.push_back(canonical.filename().string());
+      sources_->fail(item, fmt::format("include cycle: {}", fmt::join(chain, " -> ")));
+    }
+    if (!fs::is_regular_file(path))
+      sources_->fail(item, fmt::format("included file '{}' does not exist", path.string()));
+    return load_file(path, path.string());
+  }
+
+  std::shared_ptr<SourceMap> sources_;
+  std::vector<fs::path> stack_;
+};
+
+// `--set a.b=value`: walks the merged document along a.b (creating mappings on the way; entries of the
+// `methods` / `tasks` lists are chosen by index, label or name) and replaces the value. Keys that the
+// schema does not know are left for the strict readers to reject, so the message names `--set ...`.
+class Override {
+ public:
+  Override(SourceMap& sources, const std::string& text) : sources_(sources), at_{"--set " + text, 0} {
+    size_t eq = text.find('=');
+    if (eq == std::string::npos || eq == 0) throw InputError(at_.file, "expected key=value");
+    key_ = text.substr(0, eq);
+    value_ = sources_.parse_at(at_, text.substr(eq + 1));
+    segments_ = split(key_, '.');
+    if (segments_.size() > 1 && segments_[0] == "sweep") {  // sweep keys are themselves dotted
+      segments_ = {"sweep", key_.substr(6)};
+    }
+    for (const auto& s : segments_)
+      if (s.empty()) throw InputError(at_.file, fmt::format("'{}' is not a dotted key path", key_));
+  }
+
+  void apply(YAML::Node root) { set(root, 0); }
+
+ private:
+  std::string prefix(size_t i) const {
+    std::string p;
+    for (size_t k = 0; k < i; ++k) p += (k ? "." : "") + segments_[k];
+    return p;
+  }
+
+  void set(YAML::Node node, size_t i) {
+    const std::string& segment = segments_[i];
+    if (node.IsSequence()) {
+      if (i + 1 == segments_.size())
+        throw InputError(at_.file, fmt::format("'{}' names an entry; set one of its keys, or replace the "
+                                               "whole list with --set {}=[...]", key_, prefix(i)));
+      for (YAML::Node entry : select_entries(node, i)) set(entry, i + 1);
+      return;
+    }
+    if (!node.IsMap())
+      throw InputError(at_.file, fmt::format("'{}' is not a mapping, so it has no key '{}'", prefix(i), segment));
+    const YAML::Node& lookup = node;
+    YAML::Node child = lookup[segment];
+    if (i + 1 == segments_.size()) {
+      if (child) child = value_;
+      else node.force_insert(sources_.parse_at(at_, single_quoted(segment)), value_);
+      return;
+    }
+    if (!child) {  // (a missing key's node is invalid: it cannot be assigned to)
+      YAML::Node created(YAML::NodeType::Map);
+      node.force_insert(sources_.parse_at(at_, single_quoted(segment)), created);
+      set(created, i + 1);
+      return;
+    }
+    if (child.IsNull()) {
+      child = YAML::Node(YAML::NodeType::Map);
+    }
+    set(child, i + 1);
+  }
+
+  std::vector<YAML::Node> select_entries(YAML::Node list, size_t i) {
+    const std::string& selector = segments_[i];
+    std::vector<YAML::Node> chosen;
+    std::vector<std::string> names;
+    bool is_index = !selector.empty() && std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); });
+    for (size_t k = 0; k < list.size(); ++k) {
+      YAML::Node entry = list[k];
+      if (is_index) {
+        if (std::stoul(selector) == k) chosen.push_back(entry);
+        continue;
+      }
+      for (const char* field : {"label", "name"}) {
+        const YAML::Node& lookup = entry;
+        if (!entry.IsMap() || !lookup[field] || !lookup[field].IsScalar()) continue;
+        names.push_back(lookup[field].Scalar());
+        if (names.back() == selector) {
+          chosen.push_back(entry);
+          break;
+        }
+      }
+    }
+    if (chosen.empty()) {
+      if (is_index)
+        throw InputError(at_.file, fmt::format("{} has {} entries, there is no entry {}", prefix(i), list.size(), selector));
+      throw InputError(at_.file, fmt::format("{}: {}", prefix(i), unknown_name_message("entry", selector, names)));
+    }
+    return chosen;
+  }
+
+  SourceMap& sources_;
+  SourceMap::Location at_;
+  std::string key_;
+  YAML::Node value_;
+  std::vector<std::string> segments_;
+};
+
+void check_entry(const SourceMap& sources, const YAML::Node& entry, const std::string& path,
+                 const std::vector<std::string>& known_names, const std::string& kind) {
+  if (!entry.IsMap()) sources.fail(entry, fmt::format("{}: expected a mapping with a 'name' and its options", path));
+  const YAML::Node& lookup = entry;
+  YAML::Node name = lookup["name"];
+  if (!name || !name.IsScalar() || name.Scalar().empty())
+    sources.fail(name ? name : entry, fmt::format("{}: expected a '{}' name", path, kind));
+  if (!known_names.empty() &&
+      std::find(known_names.begin(), known_names.end(), name.Scalar()) == known_names.end())
+    sources.fail(name, fmt::format("{}.name: {}", path, unknown_name_message(kind, name.Scalar(), known_names)));
+  if (YAML::Node label = lookup["label"]) {
+    static const std::regex label_pattern("[A-Za-z0-9._+=,-]+");
+    if (!label.IsScalar() || !std::regex_match(label.Scalar(), label_pattern))
+      sources.fail(label, fmt::format("{}.label: expected a name of letters, digits and ._+=,-", path));
+  }
+}
+
+std::vector<YAML::Node> read_entries(const SourceMap& sources, Options& top, const std::string& key,
+                                     const std::vector<std::string>& known_names, const std::string& kind) {
+  YAML::Node list = top.raw(key);
+  if (!list || list.IsNull())
+    throw InputError(top.file(), fmt::format("missing required section '{}' (a list of {}s)", key, kind));
+  if (!list.IsSequence() || list.size() == 0) sources.fail(list, fmt::format("{}: expected a non-empty list of {}s", key, kind));
+  std::vector<YAML::Node> entries;
+  for (size_t i = 0; i < list.size(); ++i) {
+    check_entry(sources, list[i], fmt::format("{}[{}]", key, i), known_names, kind);
+    entries.push_back(list[i]);
+  }
+  return entries;
+}
+
+std::vector<int64_t> read_seeds(const SourceMap& sources, Options& top) {
+  YAML::Node node = top.raw("seeds");
+  if (!node || node.IsNull()) return {0};
+  if (!node.IsSequence() || node.size() == 0) sources.fail(node, "seeds: expected a non-empty list of integers");
+  std::vector<int64_t> seeds;
+  for (const auto& item : node) {
+    int64_t seed = -1;
+    try {
+      seed = item.as<int64_t>();
+    } catch (const YAML::Exception&) {
+      sources.fail(item, fmt::format("seeds: expected an integer, got '{}'", item.IsScalar() ? item.Scalar() : "a list"));
+    }
+    if (seed < 0) sources.fail(item, fmt::format("seeds: expected an integer >= 0, got {}", seed));
+    if (std::find(seeds.begin(), seeds.end(), seed) != seeds.end())
+      sources.fail(item, fmt::format("seeds: seed {} is listed twice", seed));
+    seeds.push_back(seed);
+  }
+  return seeds;
+}
+
+std::vector<SweepAxis> read_sweep(SourceMap& sources, Options& top) {
+  YAML::Node node = top.raw("sweep");
+  std::vector<SweepAxis> axes;
+  if (!node || node.IsNull()) return axes;
+  if (!node.IsMap()) sources.fail(node, "sweep: expected a mapping from a dotted key (train.lr) to a list of values");
+  std::vector<std::string> sections(std::begin(kSweepSections), std::end(kSweepSections));
+  for (const auto& entry : node) {
+    SweepAxis axis;
+    axis.key = entry.first.Scalar();
+    axis.key_node = entry.first;
+    std::vector<std::string> segments = split(axis.key, '.');
+    if (segments[0] == "seed" || segments[0] == "seeds")
+      sources.fail(entry.first, "sweep: seeds are swept by the top-level 'seeds' list");
+    if (std::find(sections.begin(), sections.end(), segments[0]) == sections.end())
+      sources.fail(entry.first, fmt::format("sweep: '{}' is not a key of a run: {}", axis.key,
+                                            unknown_name_message("section", segments[0], sections)));
+    if (segments.size() < 2 || std::any_of(segments.begin(), segments.end(), [](auto& s) { return s.empty(); }))
+      sources.fail(entry.first, fmt::format("sweep: '{}' must name a key inside a section, e.g. {}.lr",
+                                            axis.key, segments[0]));
+    if (!entry.second.IsSequence() || entry.second.size() == 0)
+      sources.fail(entry.second.IsNull() ? entry.first : entry.second,
+                   fmt::format("sweep.{}: expected a non-empty list of values", axis.key));
+    std::set<std::string> seen;
+    for (const auto& value : entry.second) {
+      YAML::Emitter text;
+      text << YAML::Flow << value;
+      if (!seen.insert(text.c_str()).second)
+        sources.fail(value, fmt::format("sweep.{}: value '{}' is listed twice", axis.key, text.c_str()));
+      axis.values.push_back(value);
+    }
+    for (const auto& s : segments) axis.path.push_back(sources.parse_at(sources.locate(entry.first), single_quoted(s)));
+    axes.push_back(std::move(axis));
+  }
+  return axes;
+}
+
+std::string default_name(const std::string& file) {
+  std::string stem = fs::path(file).stem().string();
+  return stem.empty() ? "experiment" : stem;
+}
+
+void finish_spec(Spec& spec, const std::vector<std::string>& overrides) {
+  SourceMap& sources = *spec.sources;
+  for (const auto& text : overrides) Override(sources, text).apply(spec.root);
+  expand_variables(sources, spec.root);
+
+  Options top(spec.root, sources.primary(), "");
+  spec.name = top.get<std::string>("name", default_name(spec.file));
+  static const std::regex name_pattern("[A-Za-z0-9._+=,-]+");
+  if (!std::regex_match(spec.name, name_pattern) || spec.name == "." || spec.name == "..")
+    bad_value(top, "name", fmt::format("'{}' must be a folder name of letters, digits and ._+=,-", spec.name));
+  spec.description = top.get<std::string>("description", "");
+  spec.model = top.raw("model");
+  if (!spec.model || spec.model.IsNull())
+    throw InputError(top.file(), "missing required section 'model' (path or init)");
+  Options model(spec.model, sources.primary(), "model");
+  read_model(model);  // checked once here; read again for each run after its sweep values are applied
+  spec.methods = read_entries(sources, top, "methods", spec_hooks().method_names, "method");
+  spec.tasks = read_entries(sources, top, "tasks", spec_hooks().task_names, "task");
+  spec.seeds = read_seeds(sources, top);
+  spec.train = top.raw("train");
+  spec.eval = top.raw("eval");
+  spec.record = top.raw("record");
+  Options train(spec.train, sources.primary(), "train"), eval(spec.eval, sources.primary(), "eval"),
+      record(spec.record, sources.primary(), "record");
+  read_train(train), read_eval(eval), read_record(record);
+  spec.sweep = read_sweep(sources, top);
+  Options output = top.child("output");
+  spec.output_dir = output.get<std::string>("dir", "runs/" + spec.name);
+  if (spec.output_dir.empty()) bad_value(output, "dir", "must not be empty");
+  output.finish();
+  top.raw("include");  // consumed by the loader
+  top.finish();
+}
+
+}  // namespace
+
+Spec load_spec(const fs::path& file, const std::vector<std::string>& overrides) {
+  Spec spec;
+  spec.file = file.string();
+  spec.sources = std::make_shared<SourceMap>();
+  // The spec's own text is registered first (by load_file) so that its global lines are its own lines.
+  with_source_locations(*spec.sources, [&] {
+    Loader loader(spec.sources);
+    spec.root = loader.load_file(file, spec.file);
+    finish_spec(spec, overrides);
+  });
+  return spec;
+}
+
+Spec load_spec_text(const std::string& text, const std::string& file_name, const std::vector<std::string>& overrides) {
+  Spec spec;
+  spec.file = file_name;
+  spec.sources = std::make_shared<SourceMap>();
+  with_source_locations(*spec.sources, [&] {
+    Loader loader(spec.sources);
+    spec.root = loader.load_text(text, file_name, fs::current_path());
+    finish_spec(spec, overrides);
+  });
+  return spec;
+}
+
+SpecHooks& spec_hooks() {
+  static SpecHooks hooks;
+  return hooks;
+}
+
+void register_section_validator(const std::string& section, SectionValidator validator) {
+  if (section != "method" && section != "task")
+    throw std::invalid_argument("section validators are keyed 'method' or 'task', not '" + section + "'");
+  spec_hooks().validators[section] = std::move(validator);
+}
+
+}  // namespace peftlab

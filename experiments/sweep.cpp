@@ -1,0 +1,339 @@
+#include "experiments/sweep.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <map>
+#include <regex>
+#include <set>
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A method or task entry with the values of its own sweep axes applied.
+struct Variant {
+  YAML::Node node;          // name + options, label removed
+  YAML::Node entry;         // the entry as written (for error locations)
+  std::string label;
+  bool explicit_label = false;
+  std::vector<std::pair<const SweepAxis*, YAML::Node>> assigned;
+};
+
+using Assignment = std::vector<std::pair<const SweepAxis*, YAML::Node>>;
+
+std::string sanitize(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) out += (std::isalnum(c) || std::strchr("._+=,-", c)) ? char(c) : '_';
+  return out.empty() ? std::string("_") : out;
+}
+
+// A value as it appears in a run id: scalars as written, lists of scalars joined by '+'.
+std::string value_text(const YAML::Node& value) {
+  if (value.IsScalar()) return value.Scalar();
+  if (value.IsNull()) return "null";
+  if (value.IsSequence() && std::all_of(value.begin(), value.end(), [](const YAML::Node& v) { return v.IsScalar(); })) {
+    std::vector<std::string> items;
+    for (const auto& v : value) items.push_back(v.Scalar());
+    return fmt::format("{}", fmt::join(items, "+"));
+  }
+  YAML::Emitter out;
+  out << YAML::Flow << value;
+  return out.c_str();
+}
+
+const YAML::Node lookup(const YAML::Node& map, const std::string& key) {
+  return map.IsMap() ? map[key] : YAML::Node();
+}
+
+// A copy of `node` with the value at path[k..] replaced; mappings on the way are copied (shallowly), so
+// the spec's own nodes are never changed and keep their lines.
+YAML::Node with_value(const SourceMap& sources, const SweepAxis& axis, const YAML::Node& node, size_t k,
+                      const YAML::Node& value) {
+  if (k == axis.path.size()) return value;
+  if (node && !node.IsNull() && !node.IsMap()) {
+    std::vector<std::string> prefix;
+    for (size_t i = 0; i < k; ++i) prefix.push_back(axis.path[i].Scalar());
+    sources.fail(axis.key_node, fmt::format("sweep: '{}' is not a mapping, so it has no key '{}'",
+                                            fmt::join(prefix, "."), axis.path[k].Scalar()));
+  }
+  const std::string& key = axis.path[k].Scalar();
+  YAML::Node copy(YAML::NodeType::Map);
+  bool replaced = false;
+  if (node && node.IsMap()) {
+    for (const auto& entry : node) {
+      if (entry.first.Scalar() == key) {
+        copy.force_insert(entry.first, with_value(sources, axis, entry.second, k + 1, value));
+        replaced = true;
+      } else {
+        copy.force_insert(entry.first, entry.second);
+      }
+    }
+  }
+  if (!replaced) copy.force_insert(axis.path[k], with_value(sources, axis, YAML::Node(), k + 1, value));
+  return copy;
+}
+
+YAML::Node without_label(const YAML::Node& entry) {
+  YAML::Node copy(YAML::NodeType::Map);
+  for (const auto& e : entry)
+    if (e.first.Scalar() != "label") copy.force_insert(e.first, e.second);
+  return copy;
+}
+
+// Every combination of the axes' values, the first axis varying slowest.
+std::vector<Assignment> combinations(const std::vector<const SweepAxis*>& axes) {
+  std::vector<Assignment> out(1);
+  for (const SweepAxis* axis : axes) {
+    std::vector<Assignment> next;
+    for (const auto& partial : out) {
+      for (const auto& value : axis->values) {
+        Assignment a = partial;
+        a.emplace_back(axis, value);
+        next.push_back(std::move(a));
+      }
+    }
+    out = std::move(next);
+  }
+  return out;
+}
+
+std::string method_base_label(const YAML::Node& node) {
+  std::string label = node["name"].Scalar();
+  auto text = [&](const char* key) { return value_text(node[key]); };
+  if (node["rank"]) label += "-r" + text("rank");
+  if (node["order"]) label += "-" + text("order");
+  if (node["rslora"] && node["rslora"].IsScalar() && text("rslora") == "true") label += "-rslora";
+  if (node["init_a"]) label += "-" + text("init_a");
+  for (const char* key : {"detach_norm", "detach_norms"})
+    if (node[key] && text(key) == "false") label += "-nodetach";
+  return label;
+}
+
+// Variants that share a label get -key=value for each option whose value differs between them.
+void disambiguate(const SourceMap& sources, std::vector<Variant>& variants, const std::string& kind) {
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i = 0; i < variants.size(); ++i) groups[variants[i].label].push_back(i);
+  for (const auto& [label, members] : groups) {
+    if (members.size() < 2) continue;
+    std::vector<std::map<std::string, std::string>> options(members.size());
+    std::set<std::string> keys;
+    for (size_t m = 0; m < members.size(); ++m) {
+      for (const auto& e : variants[members[m]].node) {
+        if (e.first.Scalar() == "name") continue;
+        options[m][e.first.Scalar()] = value_text(e.second);
+        keys.insert(e.first.Scalar());
+      }
+    }
+    std::vector<std::string> suffixes(members.size());
+    for (const auto& key : keys) {
+      std::set<std::string> distinct;
+      for (const auto& o : options) distinct.insert(o.count(key) ? o.at(key) : std::string("\x01"));
+      if (distinct.size() < 2) continue;
+      for (size_t m = 0; m < members.size(); ++m)
+        if (options[m].count(key)) suffixes[m] += "-" + key + "=" + options[m].at(key);
+    }
+    for (size_t m = 0; m < members.size(); ++m) variants[members[m]].label += suffixes[m];
+  }
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    variants[i].label = sanitize(variants[i].label);
+    auto [it, inserted] = seen.emplace(variants[i].label, i);
+    if (!inserted)
+      sources.fail(variants[i].entry,
+                   fmt::format("this {} gives the same runs as the one at line {} (label '{}'); remove one or give "
+                               "them distinct 'label's", kind, sources.locate(variants[it->second].entry).line,
+                               variants[i].label));
+  }
+}
+
+std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<YAML::Node>& entries,
+                                   const std::vector<const SweepAxis*>& axes, bool is_method) {
+  const SpecHooks& hooks = spec_hooks();
+  std::vector<Variant> variants;
+  for (const auto& entry : entries) {
+    std::string name = entry["name"].Scalar();
+    std::vector<const SweepAxis*> applicable;
+    for (const SweepAxis* axis : axes) {
+      std::string key = axis->key.substr(axis->key.find('.') + 1);
+      bool accepts = !is_method || (hooks.method_accepts ? hooks.method_accepts(name, key) : name != "full");
+      if (accepts) applicable.push_back(axis);
+    }
+    for (const auto& assignment : combinations(applicable)) {
+      Variant v;
+      v.entry = entry;
+      v.node = without_label(entry);
+      for (const auto& [axis, value] : assignment) v.node = with_value(sources, *axis, v.node, 1, value);
+      v.assigned = assignment;
+      YAML::Node label = lookup(entry, "label");
+      v.explicit_label = static_cast<bool>(label);
+      v.label = label ? label.Scalar() : is_method ? method_base_label(v.node) : name;
+      variants.push_back(std::move(v));
+    }
+  }
+  disambiguate(sources, variants, is_method ? "method" : "task");
+  return variants;
+}
+
+// The id segment of the train/eval/record/model axes: key=value,...
+std::string sweep_segment(const Assignment& assignment) {
+  std::vector<std::string> parts;
+  for (const auto& [axis, value] : assignment) {
+    std::string last = axis->path.back().Scalar();
+    bool shared = std::count_if(assignment.begin(), assignment.end(),
+                                [&](const auto& other) { return other.first->path.back().Scalar() == last; }) > 1;
+    parts.push_back((shared ? axis->key : last) + "=" + value_text(value));
+  }
+  return sanitize(fmt::format("{}", fmt::join(parts, ",")));
+}
+
+void run_validator(const SourceMap& sources, const std::string& section, const YAML::Node& node) {
+  auto& validators = spec_hooks().validators;
+  auto it = validators.find(section);
+  if (it == validators.end() || !it->second) return;
+  Options options(node, sources.primary(), section);
+  options.get<std::string>("name", "");
+  it->second(options);
+  options.finish();
+}
+
+std::string resolved_yaml(const RunSpec& run) {
+  YAML::Node root(YAML::NodeType::Map);
+  root["id"] = run.id;
+  root["experiment"] = run.experiment;
+  root["dir"] = run.dir;
+  root["seed"] = run.seed;
+  root["model"] = to_node(run.model);
+  YAML::Node method(YAML::NodeType::Map);
+  method["label"] = run.method_label;
+  for (const auto& e : run.method) method[e.first.Scalar()] = e.second;
+  root["method"] = method;
+  YAML::Node task(YAML::NodeType::Map);
+  task["label"] = run.task_label;
+  for (const auto& e : run.task) task[e.first.Scalar()] = e.second;
+  root["task"] = task;
+  root["train"] = to_node(run.train);
+  root["eval"] = to_node(run.eval);
+  root["record"] = to_node(run.record);
+  YAML::Node sweep(YAML::NodeType::Map);
+  for (const auto& [key, value] : run.sweep_values) sweep[key] = value;
+  sweep.SetStyle(YAML::EmitterStyle::Flow);
+  root["sweep"] = sweep;
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
+struct Sections {
+  ModelSpec model;
+  TrainConfig train;
+  EvalConfig eval;
+  RecordConfig record;
+};
+
+Sections read_sections(const Spec& spec, const Assignment& assignment) {
+  std::map<std::string, YAML::Node> nodes = {
+      {"model", spec.model}, {"train", spec.train}, {"eval", spec.eval}, {"record", spec.record}};
+  for (const auto& [axis, value] : assignment) {
+    YAML::Node& section = nodes[axis->path[0].Scalar()];
+    section = with_value(*spec.sources, *axis, section, 1, value);
+  }
+  const std::string& file = spec.sources->primary();
+  Options model(nodes["model"], file, "model"), train(nodes["train"], file, "train"),
+      eval(nodes["eval"], file, "eval"), record(nodes["record"], file, "record");
+  return {read_model(model), read_train(train), read_eval(eval), read_record(record)};
+}
+
+std::vector<RunSpec> expand(const Spec& spec) {
+  const SourceMap& sources = *spec.sources;
+  std::vector<const SweepAxis*> method_axes, task_axes, other_axes;
+  for (const auto& axis : spec.sweep) {
+    const std::string& section = axis.path[0].Scalar();
+    (section == "method" ? method_axes : section == "task" ? task_axes : other_axes).push_back(&axis);
+  }
+  std::vector<Variant> methods = make_variants(sources, spec.methods, method_axes, true);
+  std::vector<Variant> tasks = make_variants(sources, spec.tasks, task_axes, false);
+  for (const auto& m : methods) run_validator(sources, "method", m.node);
+  for (const auto& t : tasks) run_validator(sources, "task", t.node);
+
+  std::vector<Assignment> other = combinations(other_axes);
+  std::vector<Sections> sections;
+  for (const auto& assignment : other) sections.push_back(read_sections(spec, assignment));
+
+  std::vector<RunSpec> runs;
+  std::set<std::string> ids;
+  for (const auto& task : tasks) {
+    for (const auto& method : methods) {
+      for (size_t c = 0; c < other.size(); ++c) {
+        for (int64_t seed : spec.seeds) {
+          RunSpec run;
+          run.experiment = spec.name;
+          run.method_name = method.node["name"].Scalar();
+          run.method_label = method.label;
+          run.task_name = task.node["name"].Scalar();
+          run.task_label = task.label;
+          run.method = method.node;
+          run.task = task.node;
+          run.model = sections[c].model;
+          run.train = sections[c].train;
+          run.eval = sections[c].eval;
+          run.record = sections[c].record;
+          run.seed = seed;
+          const Assignment* assigned_parts[] = {&task.assigned, &method.assigned, &other[c]};
+          for (const Assignment* assigned : assigned_parts)
+            for (const auto& [axis, value] : *assigned) run.sweep_values.emplace_back(axis->key, value_text(value));
+          std::string segment = other_axes.empty() ? "" : sweep_segment(other[c]) + "/";
+          run.id = fmt::format("{}/{}/{}seed{}", task.label, method.label, segment, seed);
+          if (!ids.insert(run.id).second)  // two sweep values that read the same once made folder-safe
+            sources.fail(other_axes.empty() ? YAML::Node() : other_axes.front()->key_node,
+                         fmt::format("two runs would share the folder '{}'", run.id));
+          run.dir = (fs::path(spec.output_dir) / run.id).string();
+          run.sources = spec.sources;
+          run.resolved_yaml = resolved_yaml(run);
+          runs.push_back(std::move(run));
+        }
+      }
+    }
+  }
+  return runs;
+}
+
+}  // namespace
+
+std::vector<RunSpec> expand_spec(const Spec& spec) {
+  std::vector<RunSpec> runs;
+  with_source_locations(*spec.sources, [&] { runs = expand(spec); });
+  return runs;
+}
+
+std::vector<RunSpec> load_runs(const fs::path& file, const std::vector<std::string>& overrides) {
+  return expand_spec(load_spec(file, overrides));
+}
+
+Shard parse_shard(const std::string& text) {
+  static const std::regex pattern("([0-9]{1,9})/([0-9]{1,9})");
+  std::smatch match;
+  Shard shard;
+  if (std::regex_match(text, match, pattern)) {
+    shard.index = std::stoll(match[1]);
+    shard.count = std::stoll(match[2]);
+    if (shard.count >= 1 && shard.index < shard.count) return shard;
+  }
+  throw InputError("--shard", fmt::format("expected i/n with 0 <= i < n (e.g. 0/4), got '{}'", text));
+}
+
+std::vector<RunSpec> select_shard(const std::vector<RunSpec>& runs, int64_t index, int64_t count) {
+  if (count < 1 || index < 0 || index >= count)
+    throw InputError("--shard", fmt::format("expected 0 <= i < n, got {}/{}", index, count));
+  std::vector<RunSpec> selected;
+  for (size_t k = static_cast<size_t>(index); k < runs.size(); k += static_cast<size_t>(count))
+    selected.push_back(runs[k]);
+  return selected;
+}
+
+}  // namespace peftlab
