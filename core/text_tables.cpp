@@ -1,0 +1,301 @@
+#include "core/text_tables.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "core/errors.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+std::string read_text_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) input_error(path.string(), "cannot open file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) input_error(path.string(), "cannot read file");
+  return ss.str();
+}
+
+namespace {
+
+constexpr const char* kBom = "\xEF\xBB\xBF";
+
+std::string without_bom(std::string bytes) {
+  if (bytes.compare(0, 3, kBom) == 0) bytes.erase(0, 3);
+  return bytes;
+}
+
+void strip_cr(std::string& line) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+}
+
+// One raw record of a delimited file: its cells and the line it starts on.
+struct RawRow {
+  std::vector<std::string> cells;
+  long line;
+};
+
+std::vector<RawRow> split_tsv(const std::string& bytes) {
+  std::vector<RawRow> rows;
+  size_t start = 0;
+  long line = 1;
+  while (start < bytes.size()) {
+    size_t end = bytes.find('\n', start);
+    if (end == std::string::npos) end = bytes.size();
+    std::string text = bytes.substr(start, end - start);
+    strip_cr(text);
+    RawRow row{{}, line};
+    size_t field_start = 0;
+    while (true) {
+      size_t tab = text.find('\t', field_start);
+      if (tab == std::string::npos) {
+        row.cells.push_back(text.substr(field_start));
+        break;
+      }
+      row.cells.push_back(text.substr(field_start, tab - field_start));
+      field_start = tab + 1;
+    }
+    rows.push_back(std::move(row));
+    start = end + 1;
+    ++line;
+  }
+  return rows;
+}
+
+std::vector<RawRow> split_csv(const std::string& bytes, const std::string& file) {
+  std::vector<RawRow> rows;
+  RawRow row{{}, 1};
+  std::string cell;
+  bool in_quotes = false, cell_was_quoted = false;
+  long line = 1, quote_line = 0;
+  auto end_cell = [&] {
+    row.cells.push_back(std::move(cell));
+    cell.clear();
+    cell_was_quoted = false;
+  };
+  auto end_row = [&] {
+    end_cell();
+    rows.push_back(std::move(row));
+    row = RawRow{{}, line};
+  };
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    char c = bytes[i];
+    if (in_quotes) {
+      if (c == '"') {
+        if (i + 1 < bytes.size() && bytes[i + 1] == '"') {
+          cell += '"';
+          ++i;
+        } else {
+          in_quotes = false;
+        }
+      } else {
+        if (c == '\n') ++line;
+        cell += c;
+      }
+      continue;
+    }
+    if (c == '"') {
+      if (!cell.empty() || cell_was_quoted)
+        throw InputError(file, "a quote inside an unquoted CSV field (quote the whole field and double inner quotes)", line);
+      in_quotes = cell_was_quoted = true;
+      quote_line = line;
+    } else if (c == ',') {
+      end_cell();
+    } else if (c == '\n') {
+      if (!cell.empty() && cell.back() == '\r' && !cell_was_quoted) cell.pop_back();
+      ++line;
+      end_row();
+    } else if (c == '\r' && cell_was_quoted) {
+      // "\r\n" after a closing quote
+    } else {
+      if (cell_was_quoted) throw InputError(file, "text after the closing quote of a CSV field", line);
+      cell += c;
+    }
+  }
+  if (in_quotes) throw InputError(file, "a quoted CSV field is never closed", quote_line);
+  if (!cell.empty() || cell_was_quoted || !row.cells.empty()) end_row();
+  return rows;
+}
+
+bool blank(const RawRow& row) { return row.cells.size() == 1 && row.cells[0].empty(); }
+
+TextTable assemble(std::vector<RawRow> raw, const std::string& file, bool has_header, size_t expected_columns) {
+  while (!raw.empty() && blank(raw.back())) raw.pop_back();  // trailing blank lines
+  if (raw.empty()) input_error(file, "empty file: no rows");
+  TextTable table;
+  table.file = file;
+  size_t first = 0;
+  if (has_header) {
+    table.header = std::move(raw[0].cells);
+    first = 1;
+  }
+  size_t width = expected_columns;
+  if (width == 0) width = has_header ? table.header.size() : raw[0].cells.size();
+  if (has_header && table.header.size() != width)
+    throw InputError(file, fmt::format("the header has {} columns, expected {}", table.header.size(), width), 1);
+  if (first >= raw.size()) input_error(file, "no rows after the header");
+  for (size_t i = first; i < raw.size(); ++i) {
+    if (raw[i].cells.size() != width)
+      throw InputError(file, fmt::format("row has {} columns, expected {}", raw[i].cells.size(), width), raw[i].line);
+    table.rows.push_back(std::move(raw[i].cells));
+    table.lines.push_back(raw[i].line);
+  }
+  return table;
+}
+
+// Line (1-based) of byte offset `offset` in `bytes`.
+long line_of_offset(const std::string& bytes, size_t offset) {
+  offset = std::min(offset, bytes.size());
+  long line = 1;
+  for (size_t i = 0; i < offset; ++i)
+    if (bytes[i] == '\n') ++line;
+  return line;
+}
+
+// Byte offsets where each element of the top-level JSON array starts (the array has already parsed).
+std::vector<size_t> top_level_element_offsets(const std::string& bytes) {
+  std::vector<size_t> offsets;
+  int depth = 0;
+  bool in_string = false, expect_element = false;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    char c = bytes[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (depth == 1 && expect_element && c != ']') {
+      offsets.push_back(i);
+      expect_element = false;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '[' || c == '{') {
+      if (++depth == 1) expect_element = true;
+    } else if (c == ']' || c == '}') --depth;
+    else if (c == ',' && depth == 1) expect_element = true;
+  }
+  return offsets;
+}
+
+[[noreturn]] void json_parse_error(const std::string& file, const std::string& bytes,
+                                   const nlohmann::json::parse_error& e, long base_line) {
+  std::string what = e.what();
+  // nlohmann's message starts "[json.exception.parse_error.101] parse error at line L, column C: ..."
+  auto colon = what.find(": ");
+  std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
+  long line = base_line > 0 ? base_line : line_of_offset(bytes, e.byte > 0 ? e.byte - 1 : 0);
+  throw InputError(file, "invalid JSON: " + detail, line);
+}
+
+}  // namespace
+
+size_t TextTable::column(const std::string& name) const {
+  for (size_t i = 0; i < header.size(); ++i)
+    if (header[i] == name) return i;
+  std::string known;
+  for (const auto& h : header) known += (known.empty() ? "" : ", ") + h;
+  input_error(file, "no column '{}' (columns: {})", name, header.empty() ? "the file has no header" : known);
+}
+
+double TextTable::number(size_t row, size_t col) const {
+  const std::string& text = rows.at(row).at(col);
+  errno = 0;
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  bool trailing_space_only = end != nullptr && std::string(end).find_first_not_of(" \t") == std::string::npos;
+  if (text.empty() || end == text.c_str() || !trailing_space_only || errno == ERANGE || !std::isfinite(value))
+    throw InputError(file, fmt::format("'{}' is not a number (column {})", text, col + 1), lines.at(row));
+  return value;
+}
+
+TextTable read_tsv(const fs::path& path, bool has_header, size_t expected_columns) {
+  std::string bytes = without_bom(read_text_file(path));
+  return assemble(split_tsv(bytes), path.string(), has_header, expected_columns);
+}
+
+TextTable read_csv(const fs::path& path, bool has_header, size_t expected_columns) {
+  std::string bytes = without_bom(read_text_file(path));
+  return assemble(split_csv(bytes, path.string()), path.string(), has_header, expected_columns);
+}
+
+std::string JsonRecords::string_field(size_t i, const std::string& key) const {
+  const auto& record = records.at(i);
+  auto it = record.find(key);
+  if (it == record.end()) throw InputError(file, fmt::format("record {} has no field '{}'", i + 1, key), lines.at(i));
+  if (!it->is_string())
+    throw InputError(file, fmt::format("record {}: field '{}' is not a string", i + 1, key), lines.at(i));
+  return it->get<std::string>();
+}
+
+std::string JsonRecords::scalar_field(size_t i, const std::string& key) const {
+  const auto& record = records.at(i);
+  auto it = record.find(key);
+  if (it == record.end()) throw InputError(file, fmt::format("record {} has no field '{}'", i + 1, key), lines.at(i));
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number() || it->is_boolean()) return it->dump();
+  throw InputError(file, fmt::format("record {}: field '{}' is not a string, number or boolean", i + 1, key), lines.at(i));
+}
+
+JsonRecords read_json_array(const fs::path& path) {
+  std::string file = path.string();
+  std::string bytes = without_bom(read_text_file(path));
+  if (bytes.find_first_not_of(" \t\r\n") == std::string::npos) input_error(file, "empty file: no records");
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(bytes);
+  } catch (const nlohmann::json::parse_error& e) {
+    json_parse_error(file, bytes, e, 0);
+  }
+  if (!doc.is_array()) input_error(file, "expected a JSON array of records, got a JSON {}", doc.type_name());
+  if (doc.empty()) input_error(file, "the JSON array holds no records");
+  JsonRecords out;
+  out.file = file;
+  std::vector<size_t> offsets = top_level_element_offsets(bytes);
+  // One pass to turn offsets into lines.
+  long line = 1;
+  size_t pos = 0;
+  for (size_t i = 0; i < doc.size(); ++i) {
+    size_t target = i < offsets.size() ? offsets[i] : pos;
+    for (; pos < target; ++pos)
+      if (bytes[pos] == '\n') ++line;
+    if (!doc[i].is_object()) throw InputError(file, fmt::format("record {} is not a JSON object", i + 1), line);
+    out.records.push_back(std::move(doc[i]));
+    out.lines.push_back(line);
+  }
+  return out;
+}
+
+JsonRecords read_jsonl(const fs::path& path) {
+  std::string file = path.string();
+  std::string bytes = without_bom(read_text_file(path));
+  JsonRecords out;
+  out.file = file;
+  std::istringstream in(bytes);
+  std::string text;
+  long line = 0;
+  while (std::getline(in, text)) {
+    ++line;
+    strip_cr(text);
+    if (text.find_first_not_of(" \t") == std::string::npos) continue;
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+      json_parse_error(file, bytes, e, line);
+    }
+    if (!record.is_object()) throw InputError(file, "expected a JSON object on this line", line);
+    out.records.push_back(std::move(record));
+    out.lines.push_back(line);
+  }
+  if (out.records.empty()) input_error(file, "empty file: no records");
+  return out;
+}
+
+}  // namespace peftlab
