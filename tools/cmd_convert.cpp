@@ -22,7 +22,7 @@ std::function<int()> setup_convert(CLI::App& cmd) {
   cmd.add_option("--tokenizer,-t", args->tokenizer, "SentencePiece .model to put beside it");
   cmd.add_option("--out,-o", args->out, "Output folder")->required();
   return [args] {
-    std::filesystem::path tokenizer = args->tokenizer.empty() ? default_tokenizer_path(args->input) : args->tokenizer;
+    std::filesystem::path tokenizer = args->tokenizer.empty() ? default_tokenizer_path(args->input) : std::filesystem::path(args->tokenizer);
     Llama model = load_llama2c(args->input);
     if (!tokenizer.empty()) check_tokenizer_matches(Tokenizer(tokenizer), model->config());
     else spdlog::warn("no tokenizer given or found beside {}; the folder will have none", args->input);
