@@ -460,7 +460,7 @@ def plot_dynamics(runs, out_dir, fmt):
                          "no decomposition statistics recorded (record.decomposition_every)")
     for (task, module, dim), panels in data.items():
         labels = list(panels)
-        ncols = min(len(labels), 4)
+        ncols = 2 if len(labels) == 4 else min(len(labels), 3)
         nrows = math.ceil(len(labels) / ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
         layers = sorted({p["layer"] for panel in panels.values() for p in panel["points"]},

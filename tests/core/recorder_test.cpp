@@ -278,7 +278,8 @@ TEST(Recorder, FileIsReadableWhileWritingAndAfterSigkill) {
   EXPECT_GE(flushed, seen_while_running + 20);
 }
 
-// Kills the writer at random moments (no pause between appends, so mostly mid-append or mid-flush).
+// Reads the file while the writer appends without pause, then kills the writer at that random moment (so
+// mostly mid-append or mid-flush).
 void kill_at_random_moments(int kills) {
   std::mt19937 rng(12345);
   for (int k = 0; k < kills; ++k) {
@@ -287,6 +288,8 @@ void kill_at_random_moments(int kills) {
     Writer writer(path, 0);
     writer.wait_for(1);
     std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 30000)(rng)));
+    int64_t before_read = writer.reported;
+    EXPECT_GE(check_rows(path), before_read) << "read racing the writer, kill " << k;
     int64_t flushed = writer.kill_and_drain();
     int64_t held = check_rows(path);
     EXPECT_GE(held, flushed) << "kill " << k;
