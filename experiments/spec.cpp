@@ -516,6 +516,7 @@ class Override {
     size_t eq = text.find('=');
     if (eq == std::string::npos || eq == 0) throw InputError(at_.file, "expected key=value");
     key_ = text.substr(0, eq);
+    if (key_ == "include") throw InputError(at_.file, "includes are resolved before overrides; edit the spec instead");
     value_ = sources_.parse_at(at_, text.substr(eq + 1));
     segments_ = split(key_, '.');
     if (segments_.size() > 1 && segments_[0] == "sweep") {  // sweep keys are themselves dotted

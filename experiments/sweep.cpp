@@ -156,13 +156,14 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
                                    const std::vector<const SweepAxis*>& axes, bool is_method) {
   const SpecHooks& hooks = spec_hooks();
   std::vector<Variant> variants;
+  std::set<const SweepAxis*> used;
   for (const auto& entry : entries) {
     std::string name = entry["name"].Scalar();
     std::vector<const SweepAxis*> applicable;
     for (const SweepAxis* axis : axes) {
       std::string key = axis->key.substr(axis->key.find('.') + 1);
       bool accepts = !is_method || (hooks.method_accepts ? hooks.method_accepts(name, key) : name != "full");
-      if (accepts) applicable.push_back(axis);
+      if (accepts) applicable.push_back(axis), used.insert(axis);
     }
     for (const auto& assignment : combinations(applicable)) {
       Variant v;
@@ -176,6 +177,8 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
       variants.push_back(std::move(v));
     }
   }
+  for (const SweepAxis* axis : axes)  // a sweep that changes nothing is a mistake, not a no-op
+    if (!used.count(axis)) sources.fail(axis->key_node, fmt::format("sweep: '{}' applies to none of the methods", axis->key));
   disambiguate(sources, variants, is_method ? "method" : "task");
   return variants;
 }
