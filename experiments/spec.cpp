@@ -154,7 +154,8 @@ ModelInit read_init(Options& o) {
   if (init.dim % init.n_heads != 0)
     bad_value(o, "n_heads", fmt::format("dim {} is not a multiple of n_heads {}", init.dim, init.n_heads));
   if (init.n_heads % init.n_kv_heads != 0)
-    bad_value(o, "n_kv_heads", fmt::format("n_heads {} is not a multiple of n_kv_heads {}", init.n_heads, init.n_kv_heads));
+    bad_value(o, "n_kv_heads",
+              fmt::format("n_heads {} is not a multiple of n_kv_heads {}", init.n_heads, init.n_kv_heads));
   o.finish();
   return init;
 }
@@ -174,8 +175,11 @@ ModelSpec read_model(Options& o) {
   m.path = o.get<std::string>("path", "");
   bool has_init = o.has("init");
   if (m.path.empty() == !has_init)
-    throw InputError(o.file(), fmt::format("{}: give exactly one of 'path' (pretrained weights) or 'init' "
-                                           "(random initialisation)", o.path()), o.line());
+    throw InputError(o.file(),
+                     fmt::format("{}: give exactly one of 'path' (pretrained weights) or 'init' "
+                                 "(random initialisation)",
+                                 o.path()),
+                     o.line());
   if (has_init) {
     Options init = o.child("init");
     m.init = read_init(init);
@@ -286,7 +290,8 @@ YAML::Node to_node(const ModelSpec& m) {
     YAML::Node init(YAML::NodeType::Map);
     init["dim"] = i.dim, init["n_layers"] = i.n_layers, init["n_heads"] = i.n_heads;
     init["n_kv_heads"] = i.n_kv_heads, init["hidden_dim"] = i.hidden_dim, init["vocab_size"] = i.vocab_size;
-    init["max_seq_len"] = i.max_seq_len, init["rope_theta"] = number(i.rope_theta), init["norm_eps"] = number(i.norm_eps);
+    init["max_seq_len"] = i.max_seq_len, init["rope_theta"] = number(i.rope_theta),
+    init["norm_eps"] = number(i.norm_eps);
     n["init"] = init;
   } else {
     n["path"] = m.path;
@@ -371,8 +376,8 @@ void check_unique_keys(const SourceMap& sources, const YAML::Node& node, const s
     std::string full = path.empty() ? key : path + "." + key;
     auto [it, inserted] = seen.emplace(key, entry.first);
     if (!inserted)
-      sources.fail(entry.first, fmt::format("duplicate key '{}' (first written at line {})", full,
-                                            sources.locate(it->second).line));
+      sources.fail(entry.first,
+                   fmt::format("duplicate key '{}' (first written at line {})", full, sources.locate(it->second).line));
     check_unique_keys(sources, entry.second, full);
   }
 }
@@ -384,8 +389,10 @@ YAML::Node merge(const YAML::Node& base, YAML::Node over) {
   for (const auto& entry : base) {
     const YAML::Node& lookup = over;
     YAML::Node mine = lookup[entry.first.Scalar()];
-    if (!mine) over.force_insert(entry.first, entry.second);
-    else if (mine.IsMap() && entry.second.IsMap()) merge(entry.second, mine);
+    if (!mine)
+      over.force_insert(entry.first, entry.second);
+    else if (mine.IsMap() && entry.second.IsMap())
+      merge(entry.second, mine);
   }
   return over;
 }
@@ -478,8 +485,10 @@ class Loader {
     YAML::Node include = lookup["include"];
     if (!include || include.IsNull()) return {};
     std::vector<YAML::Node> items;
-    if (include.IsScalar()) items.push_back(include);
-    else if (include.IsSequence()) for (const auto& item : include) items.push_back(item);
+    if (include.IsScalar())
+      items.push_back(include);
+    else if (include.IsSequence())
+      for (const auto& item : include) items.push_back(item);
     if (items.empty() && !include.IsSequence())
       sources_->fail(include, "include: expected a file path or a list of file paths");
     for (const auto& item : items)
@@ -516,6 +525,7 @@ class Override {
     size_t eq = text.find('=');
     if (eq == std::string::npos || eq == 0) throw InputError(at_.file, "expected key=value");
     key_ = text.substr(0, eq);
+    if (key_ == "include") throw InputError(at_.file, "includes are resolved before overrides; edit the spec instead");
     value_ = sources_.parse_at(at_, text.substr(eq + 1));
     segments_ = split(key_, '.');
     if (segments_.size() > 1 && segments_[0] == "sweep") {  // sweep keys are themselves dotted
@@ -539,7 +549,8 @@ class Override {
     if (node.IsSequence()) {
       if (i + 1 == segments_.size())
         throw InputError(at_.file, fmt::format("'{}' names an entry; set one of its keys, or replace the "
-                                               "whole list with --set {}=[...]", key_, prefix(i)));
+                                               "whole list with --set {}=[...]",
+                                               key_, prefix(i)));
       for (YAML::Node entry : select_entries(node, i)) set(entry, i + 1);
       return;
     }
@@ -548,8 +559,10 @@ class Override {
     const YAML::Node& lookup = node;
     YAML::Node child = lookup[segment];
     if (i + 1 == segments_.size()) {
-      if (child) child = value_;
-      else node.force_insert(sources_.parse_at(at_, single_quoted(segment)), value_);
+      if (child)
+        child = value_;
+      else
+        node.force_insert(sources_.parse_at(at_, single_quoted(segment)), value_);
       return;
     }
     if (!child) {  // (a missing key's node is invalid: it cannot be assigned to)
@@ -568,7 +581,8 @@ class Override {
     const std::string& selector = segments_[i];
     std::vector<YAML::Node> chosen;
     std::vector<std::string> names;
-    bool is_index = !selector.empty() && std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); });
+    bool is_index = !selector.empty() &&
+                    std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); });
     for (size_t k = 0; k < list.size(); ++k) {
       YAML::Node entry = list[k];
       if (is_index) {
@@ -587,7 +601,8 @@ class Override {
     }
     if (chosen.empty()) {
       if (is_index)
-        throw InputError(at_.file, fmt::format("{} has {} entries, there is no entry {}", prefix(i), list.size(), selector));
+        throw InputError(at_.file,
+                         fmt::format("{} has {} entries, there is no entry {}", prefix(i), list.size(), selector));
       throw InputError(at_.file, fmt::format("{}: {}", prefix(i), unknown_name_message("entry", selector, names)));
     }
     return chosen;
@@ -607,8 +622,7 @@ void check_entry(const SourceMap& sources, const YAML::Node& entry, const std::s
   YAML::Node name = lookup["name"];
   if (!name || !name.IsScalar() || name.Scalar().empty())
     sources.fail(name ? name : entry, fmt::format("{}: expected a '{}' name", path, kind));
-  if (!known_names.empty() &&
-      std::find(known_names.begin(), known_names.end(), name.Scalar()) == known_names.end())
+  if (!known_names.empty() && std::find(known_names.begin(), known_names.end(), name.Scalar()) == known_names.end())
     sources.fail(name, fmt::format("{}.name: {}", path, unknown_name_message(kind, name.Scalar(), known_names)));
   if (YAML::Node label = lookup["label"]) {
     static const std::regex label_pattern("[A-Za-z0-9._+=,-]+");
@@ -622,7 +636,8 @@ std::vector<YAML::Node> read_entries(const SourceMap& sources, Options& top, con
   YAML::Node list = top.raw(key);
   if (!list || list.IsNull())
     throw InputError(top.file(), fmt::format("missing required section '{}' (a list of {}s)", key, kind));
-  if (!list.IsSequence() || list.size() == 0) sources.fail(list, fmt::format("{}: expected a non-empty list of {}s", key, kind));
+  if (!list.IsSequence() || list.size() == 0)
+    sources.fail(list, fmt::format("{}: expected a non-empty list of {}s", key, kind));
   std::vector<YAML::Node> entries;
   for (size_t i = 0; i < list.size(); ++i) {
     check_entry(sources, list[i], fmt::format("{}[{}]", key, i), known_names, kind);
@@ -641,7 +656,8 @@ std::vector<int64_t> read_seeds(const SourceMap& sources, Options& top) {
     try {
       seed = item.as<int64_t>();
     } catch (const YAML::Exception&) {
-      sources.fail(item, fmt::format("seeds: expected an integer, got '{}'", item.IsScalar() ? item.Scalar() : "a list"));
+      sources.fail(item,
+                   fmt::format("seeds: expected an integer, got '{}'", item.IsScalar() ? item.Scalar() : "a list"));
     }
     if (seed < 0) sources.fail(item, fmt::format("seeds: expected an integer >= 0, got {}", seed));
     if (std::find(seeds.begin(), seeds.end(), seed) != seeds.end())
@@ -668,8 +684,8 @@ std::vector<SweepAxis> read_sweep(SourceMap& sources, Options& top) {
       sources.fail(entry.first, fmt::format("sweep: '{}' is not a key of a run: {}", axis.key,
                                             unknown_name_message("section", segments[0], sections)));
     if (segments.size() < 2 || std::any_of(segments.begin(), segments.end(), [](auto& s) { return s.empty(); }))
-      sources.fail(entry.first, fmt::format("sweep: '{}' must name a key inside a section, e.g. {}.lr",
-                                            axis.key, segments[0]));
+      sources.fail(entry.first,
+                   fmt::format("sweep: '{}' must name a key inside a section, e.g. {}.lr", axis.key, segments[0]));
     if (!entry.second.IsSequence() || entry.second.size() == 0)
       sources.fail(entry.second.IsNull() ? entry.first : entry.second,
                    fmt::format("sweep.{}: expected a non-empty list of values", axis.key));

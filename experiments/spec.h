@@ -81,11 +81,11 @@ struct ModelInit {
 };
 
 struct ModelSpec {
-  std::string path;                 // a llama2.c file or a Hugging Face layout folder; exactly one of path/init
+  std::string path;  // a llama2.c file or a Hugging Face layout folder; exactly one of path/init
   std::optional<ModelInit> init;
-  std::string tokenizer;            // default: tokenizer.model in the folder, or beside the file
-  std::string dtype = "float32";    // float32 | bfloat16
-  std::string device = "cpu";       // cpu | cuda | cuda:N
+  std::string tokenizer;          // default: tokenizer.model in the folder, or beside the file
+  std::string dtype = "float32";  // float32 | bfloat16
+  std::string device = "cpu";     // cpu | cuda | cuda:N
 };
 
 struct TrainConfig {
@@ -96,21 +96,21 @@ struct TrainConfig {
   double eps = 1e-8;
   // Regular expressions (std::regex_search) on parameter names that get no weight decay.
   std::vector<std::string> no_decay = {"norm", "bias", "magnitude"};
-  std::string schedule = "linear";  // constant | linear | cosine (decay to 0 at the last step)
-  int64_t warmup_steps = 0;         // at most one of warmup_steps / warmup_ratio
-  double warmup_ratio = 0.0;        // of the total number of optimizer steps
-  int64_t batch_size = 8;           // examples per micro-batch
-  int64_t grad_accum = 1;           // micro-batches per optimizer step
-  int64_t max_steps = 0;            // optimizer steps; 0: use epochs. At most one of max_steps / epochs
-  int64_t epochs = 1;               // used when max_steps is 0
-  double grad_clip = 1.0;           // max global gradient norm; 0: off
-  int64_t eval_every = 0;           // optimizer steps; 0: evaluate at the end only
-  int64_t save_every = 0;           // optimizer steps; 0: checkpoint at the end only
-  bool select_best = false;         // keep the evaluation with the best headline metric as the final model
+  std::string schedule = "linear";      // constant | linear | cosine (decay to 0 at the last step)
+  int64_t warmup_steps = 0;             // at most one of warmup_steps / warmup_ratio
+  double warmup_ratio = 0.0;            // of the total number of optimizer steps
+  int64_t batch_size = 8;               // examples per micro-batch
+  int64_t grad_accum = 1;               // micro-batches per optimizer step
+  int64_t max_steps = 0;                // optimizer steps; 0: use epochs. At most one of max_steps / epochs
+  int64_t epochs = 1;                   // used when max_steps is 0
+  double grad_clip = 1.0;               // max global gradient norm; 0: off
+  int64_t eval_every = 0;               // optimizer steps; 0: evaluate at the end only
+  int64_t save_every = 0;               // optimizer steps; 0: checkpoint at the end only
+  bool select_best = false;             // keep the evaluation with the best headline metric as the final model
   int64_t early_stopping_patience = 0;  // evaluations without improvement before stopping; 0: off
-  std::string precision = "fp32";   // fp32 | bf16 (autocast, float32 master weights)
+  std::string precision = "fp32";       // fp32 | bf16 (autocast, float32 master weights)
   bool activation_checkpointing = false;
-  int64_t threads = 0;              // LibTorch intra-op threads; 0: the runner decides
+  int64_t threads = 0;  // LibTorch intra-op threads; 0: the runner decides
 };
 
 struct EvalConfig {
@@ -138,8 +138,8 @@ YAML::Node to_node(const RecordConfig& record);
 
 // One sweep axis: a dotted key of the resolved run and the values it takes.
 struct SweepAxis {
-  std::string key;                   // "train.lr"
-  std::vector<YAML::Node> path;      // one key node per segment, each reporting the sweep key's line
+  std::string key;               // "train.lr"
+  std::vector<YAML::Node> path;  // one key node per segment, each reporting the sweep key's line
   std::vector<YAML::Node> values;
   YAML::Node key_node;
 };
@@ -147,14 +147,14 @@ struct SweepAxis {
 // A loaded spec: includes merged, overrides applied, ${...} expanded, top level checked.
 struct Spec {
   std::string name, description;
-  std::string file;                  // as given
-  YAML::Node root;                   // the merged document (without `include`)
-  YAML::Node model;                  // the sections as written (read into structs per run)
+  std::string file;  // as given
+  YAML::Node root;   // the merged document (without `include`)
+  YAML::Node model;  // the sections as written (read into structs per run)
   YAML::Node train, eval, record;
   std::vector<YAML::Node> methods, tasks;
   std::vector<int64_t> seeds;
-  std::vector<SweepAxis> sweep;      // in the order written
-  std::string output_dir;            // default runs/<name>
+  std::vector<SweepAxis> sweep;  // in the order written
+  std::string output_dir;        // default runs/<name>
   std::shared_ptr<SourceMap> sources;
 };
 

@@ -18,8 +18,8 @@ namespace {
 
 // A method or task entry with the values of its own sweep axes applied.
 struct Variant {
-  YAML::Node node;          // name + options, label removed
-  YAML::Node entry;         // the entry as written (for error locations)
+  YAML::Node node;   // name + options, label removed
+  YAML::Node entry;  // the entry as written (for error locations)
   std::string label;
   bool explicit_label = false;
   std::vector<std::pair<const SweepAxis*, YAML::Node>> assigned;
@@ -47,9 +47,7 @@ std::string value_text(const YAML::Node& value) {
   return out.c_str();
 }
 
-const YAML::Node lookup(const YAML::Node& map, const std::string& key) {
-  return map.IsMap() ? map[key] : YAML::Node();
-}
+const YAML::Node lookup(const YAML::Node& map, const std::string& key) { return map.IsMap() ? map[key] : YAML::Node(); }
 
 // A copy of `node` with the value at path[k..] replaced; mappings on the way are copied (shallowly), so
 // the spec's own nodes are never changed and keep their lines.
@@ -147,8 +145,8 @@ void disambiguate(const SourceMap& sources, std::vector<Variant>& variants, cons
     if (!inserted)
       sources.fail(variants[i].entry,
                    fmt::format("this {} gives the same runs as the one at line {} (label '{}'); remove one or give "
-                               "them distinct 'label's", kind, sources.locate(variants[it->second].entry).line,
-                               variants[i].label));
+                               "them distinct 'label's",
+                               kind, sources.locate(variants[it->second].entry).line, variants[i].label));
   }
 }
 
@@ -156,13 +154,14 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
                                    const std::vector<const SweepAxis*>& axes, bool is_method) {
   const SpecHooks& hooks = spec_hooks();
   std::vector<Variant> variants;
+  std::set<const SweepAxis*> used;
   for (const auto& entry : entries) {
     std::string name = entry["name"].Scalar();
     std::vector<const SweepAxis*> applicable;
     for (const SweepAxis* axis : axes) {
       std::string key = axis->key.substr(axis->key.find('.') + 1);
       bool accepts = !is_method || (hooks.method_accepts ? hooks.method_accepts(name, key) : name != "full");
-      if (accepts) applicable.push_back(axis);
+      if (accepts) applicable.push_back(axis), used.insert(axis);
     }
     for (const auto& assignment : combinations(applicable)) {
       Variant v;
@@ -176,6 +175,9 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
       variants.push_back(std::move(v));
     }
   }
+  for (const SweepAxis* axis : axes)  // a sweep that changes nothing is a mistake, not a no-op
+    if (!used.count(axis))
+      sources.fail(axis->key_node, fmt::format("sweep: '{}' applies to none of the methods", axis->key));
   disambiguate(sources, variants, is_method ? "method" : "task");
   return variants;
 }
@@ -244,8 +246,8 @@ Sections read_sections(const Spec& spec, const Assignment& assignment) {
     section = with_value(*spec.sources, *axis, section, 1, value);
   }
   const std::string& file = spec.sources->primary();
-  Options model(nodes["model"], file, "model"), train(nodes["train"], file, "train"),
-      eval(nodes["eval"], file, "eval"), record(nodes["record"], file, "record");
+  Options model(nodes["model"], file, "model"), train(nodes["train"], file, "train"), eval(nodes["eval"], file, "eval"),
+      record(nodes["record"], file, "record");
   return {read_model(model), read_train(train), read_eval(eval), read_record(record)};
 }
 

@@ -30,18 +30,18 @@
 namespace peftlab {
 
 struct RunSpec {
-  std::string id;              // "sst2/lora-r8/lr=0.001/seed0"
-  std::string experiment;      // the spec's name
-  std::string dir;             // output.dir / id
+  std::string id;          // "sst2/lora-r8/lr=0.001/seed0"
+  std::string experiment;  // the spec's name
+  std::string dir;         // output.dir / id
   std::string method_name, method_label, task_name, task_label;
-  YAML::Node method, task;     // `name` and options (sweep values applied, `label` removed), for the registries
+  YAML::Node method, task;  // `name` and options (sweep values applied, `label` removed), for the registries
   ModelSpec model;
   TrainConfig train;
   EvalConfig eval;
   RecordConfig record;
   int64_t seed = 0;
   std::vector<std::pair<std::string, std::string>> sweep_values;  // every axis that applies to this run
-  std::string resolved_yaml;   // this run alone, fully resolved (provenance)
+  std::string resolved_yaml;                                      // this run alone, fully resolved (provenance)
   // Errors from reading `method` / `task` through Options(node, sources->primary(), ...) carry global
   // lines: wrap the reading in with_source_locations(*sources, ...) to report file:line.
   std::shared_ptr<const SourceMap> sources;

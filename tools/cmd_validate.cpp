@@ -28,8 +28,10 @@ int validate(const ValidateArgs& args) {
   }
   std::cout << fmt::format("{}: {} run{}{}\n", args.spec, total, total == 1 ? "" : "s", scope);
   for (const auto& run : runs) {
-    if (args.resolved) std::cout << "---\n" << run.resolved_yaml;
-    else std::cout << "  " << run.id << "\n";
+    if (args.resolved)
+      std::cout << "---\n" << run.resolved_yaml;
+    else
+      std::cout << "  " << run.id << "\n";
   }
   return 0;
 }
@@ -37,7 +39,9 @@ int validate(const ValidateArgs& args) {
 std::function<int()> setup(CLI::App& cmd) {
   auto args = std::make_shared<ValidateArgs>();
   cmd.add_option("spec", args->spec, "Experiment spec (YAML)")->required();
-  cmd.add_option("--set", args->overrides, "Override a key: --set train.lr=1e-4 (repeatable)")->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd.add_option("--set", args->overrides, "Override a key: --set train.lr=1e-4 (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   cmd.add_option("--shard", args->shard, "Only list shard i of n (i/n)");
   cmd.add_flag("--resolved", args->resolved, "Print each run's fully resolved YAML instead of its id");
   return [args] { return validate(*args); };

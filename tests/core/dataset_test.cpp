@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <numeric>
 #include <set>
@@ -216,6 +218,34 @@ TEST(CacheDir, FollowsEnvironment) {
   ::unsetenv("PEFTLAB_CACHE");
   EXPECT_EQ(default_cache_dir().filename(), "peftlab");
   if (before) ::setenv("PEFTLAB_CACHE", saved.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace peftlab
+
+namespace peftlab {
+namespace {
+
+// The whole SST-2 train split through the cache: tokenised once (67,349 rows), then read back.
+TEST(TokenCacheSlow, FullSst2Train) {
+  TempDir dir;
+  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  auto task = make_task_from_yaml("{name: sst2}");
+  bool hit = true;
+  auto start = std::chrono::steady_clock::now();
+  auto first = tokenized_split(*task, "train", tokenizer, dir / "cache", &hit);
+  auto tokenised = std::chrono::steady_clock::now();
+  EXPECT_FALSE(hit);
+  auto again = tokenized_split(*task, "train", tokenizer, dir / "cache", &hit);
+  auto read = std::chrono::steady_clock::now();
+  EXPECT_TRUE(hit);
+  ASSERT_EQ(first.size(), 67349u);
+  ASSERT_EQ(again.size(), 67349u);
+  EXPECT_EQ(again.back().input_ids, first.back().input_ids);
+  using ms = std::chrono::milliseconds;
+  std::printf("sst2 train: tokenise + write %lld ms, read cache %lld ms\n",
+              (long long)std::chrono::duration_cast<ms>(tokenised - start).count(),
+              (long long)std::chrono::duration_cast<ms>(read - tokenised).count());
 }
 
 }  // namespace

@@ -74,7 +74,7 @@ TEST(GlueTasks, RealDevLabelsAndTexts) {
   auto stsb = make_task_from_yaml("{name: stsb}")->load("dev");
   double sum = 0;
   for (const auto& e : stsb) sum += e.target;
-  EXPECT_NEAR(sum, 3545.86, 1e-9);  // awk 'NR>1{s+=$10} END{print s}'
+  EXPECT_NEAR(sum, 3545.8613333333, 1e-6);  // awk -F'\t' 'NR>1{s+=$10} END{printf "%.10f", s}'
   EXPECT_EQ(stsb[0].texts[0], "A man with a hard hat is dancing.");
 }
 
@@ -224,21 +224,29 @@ TEST(Classification, LongestFirstTruncationKeepsTheShortSegment) {
 
 TEST(Classification, TokenizesRealExamplesWithBosAndLimit) {
   Tokenizer tokenizer(testing::stories260k_tokenizer());
-  auto rte = make_task_from_yaml("{name: rte, max_seq_len: 24, max_eval_examples: 5}");
+  auto rte = make_task_from_yaml("{name: rte, max_seq_len: 64, max_eval_examples: 5}");
   auto examples = rte->load("dev");
   auto tokens = rte->tokenize("dev", examples, tokenizer);
   ASSERT_EQ(tokens.size(), 5u);
   for (size_t i = 0; i < tokens.size(); ++i) {
     EXPECT_EQ(tokens[i].input_ids.front(), tokenizer.bos_id());
-    EXPECT_LE(tokens[i].input_ids.size(), 24u);
+    EXPECT_LE(tokens[i].input_ids.size(), 64u);
     EXPECT_EQ(tokens[i].class_label, examples[i].label);
     EXPECT_EQ(tokens[i].example_index, int64_t(i));
   }
-  // Example 0's hypothesis ("Christopher Reeve had an accident.") is short: it survives whole at the end.
-  std::vector<int> hyp = tokenizer.encode(examples[0].texts[1]);
-  ASSERT_LT(hyp.size(), 12u);
-  std::vector<int32_t> tail(tokens[0].input_ids.end() - long(hyp.size()), tokens[0].input_ids.end());
-  EXPECT_EQ(tail, std::vector<int32_t>(hyp.begin(), hyp.end()));
+  // Example 0's premise is long and its hypothesis ("Christopher Reeve had an accident.") short: the premise
+  // is cut, the hypothesis survives whole at the end.
+  std::vector<int> premise = tokenizer.encode(examples[0].texts[0]), hyp = tokenizer.encode(examples[0].texts[1]);
+  ASSERT_GT(premise.size() + hyp.size() + 2, 64u);
+  ASSERT_LT(hyp.size(), 30u);
+  EXPECT_EQ(tokens[0].input_ids.size(), 64u);
+  std::vector<int> sep = tokenizer.encode("\n");
+  ASSERT_FALSE(sep.empty());  // the newline survives tokenisation (byte fallback)
+  std::vector<int32_t> expected{tokenizer.bos_id()};
+  expected.insert(expected.end(), premise.begin(), premise.begin() + long(64 - 1 - sep.size() - hyp.size()));
+  expected.insert(expected.end(), sep.begin(), sep.end());
+  expected.insert(expected.end(), hyp.begin(), hyp.end());
+  EXPECT_EQ(tokens[0].input_ids, expected);
 }
 
 TEST(TaskRegistry, UnknownTaskAndOptionSuggest) {
