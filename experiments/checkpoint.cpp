@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <mutex>
+
 #include "core/errors.h"
 
 namespace peftlab {
@@ -86,7 +88,9 @@ void save_checkpoint(const fs::path& file, torch::nn::Module& model, torch::opti
     archive.write("state/best_step", scalar(state.best_step));
     archive.write("state/evals_without_improvement", scalar(state.evals_without_improvement));
     // Dropout draws from the default generator: its state makes the continuation identical.
-    archive.write("state/rng", at::detail::getDefaultCPUGenerator().get_state());
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    archive.write("state/rng", generator.get_state());
   });
 }
 
@@ -110,7 +114,9 @@ TrainingState load_checkpoint(const fs::path& file, torch::nn::Module& model, to
     state.best_metric = read("best_metric").item<double>();
     state.best_step = read("best_step").item<int64_t>();
     state.evals_without_improvement = read("evals_without_improvement").item<int64_t>();
-    at::detail::getDefaultCPUGenerator().set_state(read("rng"));
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(read("rng"));
     return state;
   } catch (const c10::Error& e) {
     throw InputError(source, fmt::format("damaged checkpoint: {}", e.what_without_backtrace()));
