@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/llama2c.h"
 #include "core/model_io.h"
+#include "core/safetensors.h"
 
 namespace peftlab {
 
@@ -93,6 +94,57 @@ json hf_config_json(const LlamaConfig& c) {
               {"torch_dtype", "float32"}};
 }
 
-Llama load_hf_model(const fs::path& folder) { throw InputError(folder.string(), "pending safetensors merge"); }
-void write_hf_folder(LlamaImpl&, const fs::path& folder, const fs::path&) { throw InputError(folder.string(), "pending"); }
+Llama load_hf_model(const fs::path& folder) {
+  LlamaConfig config = read_hf_config(folder / "config.json");
+  // Which file holds each tensor: one model.safetensors, or a sharded index.
+  std::map<std::string, fs::path> location;
+  const fs::path single = folder / "model.safetensors", index = folder / "model.safetensors.index.json";
+  std::map<fs::path, std::unique_ptr<SafetensorsFile>> files;
+  if (fs::exists(single)) {
+    files[single] = std::make_unique<SafetensorsFile>(single);
+    for (const auto& name : files[single]->names()) location[name] = single;
+  } else if (fs::exists(index)) {
+    location = read_safetensors_index(index).weight_map;
+    for (const auto& [name, shard] : location)
+      if (!files.count(shard)) files[shard] = std::make_unique<SafetensorsFile>(shard);
+  } else {
+    throw InputError(folder.string(), "no model.safetensors or model.safetensors.index.json in the folder");
+  }
+  Llama model(config);
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& item : model->named_parameters()) {
+    const std::string name = hf_name(item.key());
+    auto it = location.find(name);
+    if (it == location.end()) throw InputError(folder.string(), fmt::format("missing tensor '{}'", name));
+    const auto& file = *files.at(it->second);
+    const std::string dtype = file.info(name).dtype;
+    if (dtype != "F32" && dtype != "F16" && dtype != "BF16")
+      throw InputError(it->second.string(), fmt::format("tensor '{}' has dtype {}; expected F32, F16 or BF16", name, dtype));
+    weights[item.key()] = file.load(name).to(torch::kFloat32);
+  }
+  assign_weights(*model, weights, folder.string());
+  return model;
+}
+
+void write_hf_folder(LlamaImpl& model, const fs::path& folder, const fs::path& tokenizer) {
+  fs::create_directories(folder);
+  const LlamaConfig& config = model.config();
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  torch::NoGradGuard no_grad;
+  for (const auto& item : model.named_parameters()) {
+    if (item.key().find(".adapter.") != std::string::npos) continue;
+    torch::Tensor w = item.value().detach().to(torch::kCPU).contiguous();
+    if (config.rope_interleaved && is_rotary_weight(item.key())) {
+      const bool is_q = item.key().find("q_proj") != std::string::npos;
+      w = permute_rotary_rows(w, is_q ? config.n_heads : config.n_kv_heads);
+    }
+    tensors.emplace_back(hf_name(item.key()), w);
+  }
+  write_safetensors(folder / "model.safetensors", tensors, {{"format", "pt"}});
+  LlamaConfig hf = config;
+  hf.rope_interleaved = false;
+  std::ofstream(folder / "config.json") << hf_config_json(hf).dump(2) << "\n";
+  if (!tokenizer.empty()) fs::copy_file(tokenizer, folder / "tokenizer.model", fs::copy_options::overwrite_existing);
+}
+
 }  // namespace peftlab

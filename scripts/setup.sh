@@ -10,6 +10,7 @@ PACKAGES=(
   libsentencepiece-dev libyaml-cpp-dev libhdf5-dev libfmt-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libssl-dev libgtest-dev
   python3 python3-matplotlib python3-h5py python3-numpy   # analysis: tables and figures from run files
+  clang libclang-rt-14-dev                                 # fuzz/ (libFuzzer, sanitizers): docs/fuzzing.md
 )
 
 missing=()

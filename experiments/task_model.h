@@ -1,0 +1,40 @@
+// The backbone with what a task needs on top: a score head on the last real token's hidden state for
+// classification and regression (as Hugging Face's LlamaForSequenceClassification), or the LM head for
+// causal-LM and generation tasks. One loss and one prediction function serve every method.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "core/dataset.h"
+#include "core/llama.h"
+#include "tasks/task.h"
+
+namespace peftlab {
+
+class TaskModelImpl : public torch::nn::Module {
+ public:
+  // num_outputs: classes (classification) or 1 (regression); ignored for LM tasks.
+  TaskModelImpl(Llama backbone, TaskKind kind, int64_t num_outputs);
+
+  // Mean loss over the batch: cross-entropy (classification), MSE (regression), token cross-entropy over
+  // positions whose label is not -100 (LM and generation tasks; logits at t predict labels at t+1).
+  torch::Tensor loss(const Batch& batch);
+  // Per-example values Task::score expects: class index, regression value, or summed token NLL (nats).
+  torch::Tensor predict(const Batch& batch);
+  // Number of target tokens the loss covers (for tokens/s accounting, all tokens otherwise).
+  static int64_t token_count(const Batch& batch);
+
+  TaskKind kind() const { return kind_; }
+  bool has_score_head() const { return !score.is_empty(); }
+
+  Llama backbone{nullptr};
+  torch::nn::Linear score{nullptr};  // "score.weight", as Hugging Face names it; trains for every method
+
+ private:
+  torch::Tensor head_output(const Batch& batch);
+  torch::Tensor token_nll(const Batch& batch);  // (B, T-1) NLL, 0 where ignored
+  TaskKind kind_;
+};
+TORCH_MODULE(TaskModel);
+
+}  // namespace peftlab
