@@ -92,7 +92,7 @@ AdaptationPlan plan_adaptation(const LlamaConfig& config, const Method& method) 
   AdaptationPlan plan;
   plan.method_label = method.label();
   plan.backbone_params = config.parameter_count();
-  if (method.trains_backbone()) {
+  if (method.trains_base_weights()) {
     plan.trainable_params = plan.backbone_params;
     return plan;
   }
@@ -141,7 +141,7 @@ AdaptationPlan plan_adaptation(const LlamaConfig& config, const Method& method) 
 
 AdaptationPlan apply_method(LlamaImpl& model, const Method& method, torch::Generator generator) {
   AdaptationPlan plan = plan_adaptation(model.config(), method);
-  for (auto& p : model.parameters()) p.set_requires_grad(method.trains_backbone());
+  for (auto& p : model.parameters()) p.set_requires_grad(method.trains_base_weights());
   for (const auto& s : plan.slots) {
     auto slot = model.slot(s.slot);
     auto adapter = method.make_adapter(s, slot->weight, generator);

@@ -27,7 +27,7 @@ BoraDivisors bora_divisors(const torch::Tensor& V, const torch::Tensor& m_out, c
 LoraAdapter::LoraAdapter(const LowRankShape& shape, const torch::Tensor& base_weight, torch::Generator generator)
     : shape_(shape) {
   if (shape.rank == 0) return;
-  auto options = base_weight.options().requires_grad(false);
+  auto options = base_weight.options();
   // Drawn in float64 on the CPU from the seeded generator, then cast: the same A for every dtype and device.
   auto a = torch::empty({shape.rank, shape.in_features}, torch::kFloat64);
   if (shape.init_a == InitA::kaiming_uniform) {

@@ -47,7 +47,7 @@ class LoraAdapter : public Adapter {
   torch::Tensor lora_A, lora_B;  // undefined when rank == 0
 
  protected:
-  // s B(A(x)), or zeros-free nothing when rank == 0 (returns an undefined tensor).
+  // s B(A(dropout(x))); an undefined tensor when rank == 0.
   torch::Tensor low_rank_path(const torch::Tensor& x);
   // V = W0 + s B A (W0 itself when rank == 0).
   torch::Tensor direction(const torch::Tensor& base_weight);

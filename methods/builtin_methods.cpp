@@ -28,7 +28,7 @@ class FullMethod : public Method {
  public:
   explicit FullMethod(Options& options) { read_common(options); }
   std::string name() const override { return "full"; }
-  bool trains_backbone() const override { return true; }
+  bool trains_base_weights() const override { return true; }
   std::shared_ptr<Adapter> make_adapter(const SlotPlan&, const torch::Tensor&, torch::Generator) const override {
     return nullptr;
   }

@@ -31,8 +31,10 @@ std::vector<std::string> read_targets(YAML::Node node, const std::string& file) 
 }  // namespace
 
 bool RankOverride::matches(const std::string& slot_name) const {
-  // PEFT's rank_pattern rule: re.match(rf"(.*\.)?({key})$", name).
-  return std::regex_match(slot_name, std::regex("(.*\\.)?(" + pattern + ")", std::regex::ECMAScript));
+  // PEFT's rank_pattern rule, re.match(rf"(.*\.)?({key})$", name), on our slot name or PEFT's module name
+  // ("model." + slot), so patterns read from a PEFT adapter_config.json apply as they do there.
+  std::regex re("(.*\\.)?(" + pattern + ")", std::regex::ECMAScript);
+  return std::regex_match(slot_name, re) || std::regex_match("model." + slot_name, re);
 }
 
 void Method::read_common(Options& options) {
@@ -90,7 +92,7 @@ nlohmann::json Method::to_json() const {
   nlohmann::json j;
   j["name"] = name();
   if (!label_.empty()) j["label"] = label_;
-  if (trains_backbone()) return j;
+  if (trains_base_weights()) return j;
   j["rank"] = options_.rank;
   j["alpha"] = options_.alpha;
   j["dropout"] = options_.dropout;

@@ -61,7 +61,7 @@ class Method {
   // Display label for run ids and tables: the spec's `label`, else e.g. "lora-r8", "bora-r8-in_first", "full".
   std::string label() const { return label_.empty() ? default_label() : label_; }
   // True for full fine-tuning: no adapters, every backbone weight trains.
-  virtual bool trains_backbone() const { return false; }
+  virtual bool trains_base_weights() const { return false; }
   // Low-rank options (targets, rank, ...); meaningless for full fine-tuning.
   const LowRankOptions& options() const { return options_; }
 

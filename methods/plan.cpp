@@ -25,7 +25,7 @@ std::string describe_plan(const LlamaConfig& c, const AdaptationPlan& plan, cons
   text += fmt::format("model: dim {}, hidden {}, {} layers, {} heads ({} kv), vocab {}, {} output: {} parameters\n",
                       c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
                       c.tie_embeddings ? "tied" : "untied", with_thousands(plan.backbone_params));
-  if (method.trains_backbone()) {
+  if (method.trains_base_weights()) {
     text += "adapted modules: none (every backbone weight trains)\n";
   } else {
     // One line per (module, shape, rank, alpha), in slot order of first appearance.

@@ -109,7 +109,7 @@ TEST_P(MethodConformance, MergedEqualsUnmergedAfterPerturbation) {
   apply_method(*model, *method, 7);
   testing::perturb_adapter_parameters(*model);
   auto unmerged = logits();
-  if (!method->trains_backbone()) EXPECT_GT(max_relative_difference(unmerged, base), 1e-3) << "perturbation had no effect";
+  if (!method->trains_base_weights()) EXPECT_GT(max_relative_difference(unmerged, base), 1e-3) << "perturbation had no effect";
   merge_all(*model);
   for (const auto& slot : model->slots()) EXPECT_EQ(slot->merged(), slot->has_adapter());
   EXPECT_LE(max_relative_difference(logits(), unmerged), 1e-5);
@@ -124,12 +124,12 @@ TEST_P(MethodConformance, OnlyAdapterAndHeadParametersGetGradients) {
   auto hidden = model->hidden_states(tokens);
   auto last = torch::full({tokens.size(0)}, tokens.size(1) - 1, torch::kInt64);
   auto scores = head(LlamaImpl::gather_last(hidden, last));
-  torch::nn::functional::cross_entropy(scores, torch::tensor({0, 2})).backward();
+  torch::nn::functional::cross_entropy(scores, torch::tensor({0, 2}, torch::kInt64)).backward();
   for (const auto& p : head->parameters()) EXPECT_TRUE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
   int64_t with_grad = 0;
   for (const auto& item : model->named_parameters()) {
     bool is_adapter = item.key().find(".adapter.") != std::string::npos;
-    bool should_train = is_adapter || method->trains_backbone();
+    bool should_train = is_adapter || method->trains_base_weights();
     const auto& grad = item.value().grad();
     EXPECT_EQ(item.value().requires_grad(), should_train) << item.key();
     EXPECT_EQ(grad.defined(), should_train) << item.key();
@@ -150,7 +150,7 @@ TEST_P(MethodConformance, ParameterCountsFollowDesignFormulas) {
   for (const auto& p : model->parameters())
     if (p.requires_grad()) trainable += p.numel();
   EXPECT_EQ(trainable, plan.trainable_params);
-  if (method->trains_backbone()) {
+  if (method->trains_base_weights()) {
     EXPECT_EQ(trainable, config.parameter_count());
     EXPECT_EQ(plan.added_params, 0);
     return;
@@ -202,7 +202,7 @@ Float64Slot make_float64_slot(const Method& method, const LlamaConfig& config) {
 }
 
 TEST_P(MethodConformance, MatchesFloat64ReferenceBuiltFromTheFormula) {
-  if (method->trains_backbone()) GTEST_SKIP() << "no adapter";
+  if (method->trains_base_weights()) GTEST_SKIP() << "no adapter";
   auto slot = make_float64_slot(*method, model->config());
   auto params = slot.layer->adapter()->named_parameters();
   auto get = [&](const std::string& n) { return params.contains(n) ? params[n] : torch::Tensor(); };
@@ -218,21 +218,20 @@ TEST_P(MethodConformance, MatchesFloat64ReferenceBuiltFromTheFormula) {
 
 TEST_P(MethodConformance, ExactNormGradientsMatchFiniteDifferences) {
   auto options = method->to_json();
-  if (method->trains_backbone() || detaches_norms(options)) GTEST_SKIP() << "norms detached or no adapter";
+  if (method->trains_base_weights() || detaches_norms(options)) GTEST_SKIP() << "norms detached or no adapter";
   auto slot = make_float64_slot(*method, model->config());
   auto x = torch::randn({5, slot.plan.in_features}, torch::kFloat64);
   auto upstream = torch::randn({5, slot.plan.out_features}, torch::kFloat64);
   auto loss = [&]() { return (slot.layer->forward(x) * upstream).sum(); };
   loss().backward();
   const double eps = 1e-6;
+  torch::NoGradGuard no_grad;
   for (auto& item : slot.layer->adapter()->named_parameters()) {
-    auto& p = item.value();
-    auto flat = p.view(-1);
-    auto grad = p.grad().view(-1);
+    auto flat = item.value().view(-1);
+    auto grad = item.value().grad().view(-1);
     // Every coordinate of small tensors, a spread of them for larger ones.
     int64_t step = std::max<int64_t>(1, flat.numel() / 40);
     for (int64_t i = 0; i < flat.numel(); i += step) {
-      torch::NoGradGuard no_grad;
       double original = flat[i].item<double>();
       flat[i] = original + eps;
       double up = loss().item<double>();
@@ -240,7 +239,8 @@ TEST_P(MethodConformance, ExactNormGradientsMatchFiniteDifferences) {
       double down = loss().item<double>();
       flat[i] = original;
       double numeric = (up - down) / (2 * eps);
-      EXPECT_NEAR(grad[i].item<double>(), numeric, 1e-6 * std::max(1.0, std::abs(numeric))) << item.key() << "[" << i << "]";
+      EXPECT_NEAR(grad[i].item<double>(), numeric, 1e-6 * std::max(1.0, std::abs(numeric)))
+          << item.key() << "[" << i << "]";
     }
   }
 }

@@ -200,3 +200,21 @@ TEST(ApplyMethod, SameSeedSameAdapterDifferentSeedDifferent) {
 
 }  // namespace
 }  // namespace peftlab
+
+namespace peftlab {
+namespace {
+
+TEST(PlanVerb, PrintsThePlanAndRejectsBadMethods) {
+  auto ok = testing::run_cli({"plan", "--model", testing::stories260k_bin().string(), "--method",
+                              "{name: lora, rank: 4, targets: all-linear}"});
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  // 5 layers x r(in+out): q 4*128, k 4*96, v 4*96, o 4*128, gate 4*236, up 4*236, down 4*236.
+  const int64_t trainable = 5 * 4 * (128 + 96 + 96 + 128 + 3 * 236);
+  EXPECT_NE(ok.output.find("trainable parameters: " + with_thousands(trainable)), std::string::npos) << ok.output;
+  auto bad = testing::run_cli({"plan", "--model", testing::stories260k_bin().string(), "--method", "{name: lorra}"});
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  EXPECT_NE(bad.output.find("error: --method:1: method.name: unknown method 'lorra'"), std::string::npos) << bad.output;
+}
+
+}  // namespace
+}  // namespace peftlab
