@@ -65,6 +65,8 @@ void Method::read_low_rank(Options& options, int64_t min_rank) {
   if (YAML::Node targets = options.raw("targets"); targets && !targets.IsNull()) {
     o.targets = read_targets(targets, file_);
     o.targets_line = Options::line_of(targets);
+    for (const auto& t : o.targets)
+      if (t.rfind("regex:", 0) == 0) compile_regex(t.substr(6), file_, o.targets_line, options.path() + ".targets");
   }
   YAML::Node overrides = options.raw("overrides");
   if (overrides && !overrides.IsNull()) {

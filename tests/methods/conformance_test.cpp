@@ -174,7 +174,7 @@ TEST_P(MethodConformance, BoraNormInvariant) {
   apply_method(*model, *method, 7);
   testing::perturb_adapter_parameters(*model);
   bool out_first = options["order"] == "out_first";
-  for (const auto& slot : model->slots()) {
+  for (auto slot : model->slots()) {
     if (!slot->has_adapter()) continue;
     torch::NoGradGuard no_grad;
     auto w = slot->effective_weight();

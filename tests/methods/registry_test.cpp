@@ -72,8 +72,8 @@ TEST(MethodRegistry, BadValuesAreInputErrors) {
 
 TEST(MethodTargets, PatternsMatchingNothingAreErrors) {
   auto config = stories260k_config();
-  EXPECT_EQ(error_of("name: lora\ntargets: [q_proj, qkv_proj]\n", &config),
-            "spec.yaml:2: method.targets: unknown target module 'qkv_proj' (known: all-linear, down_proj, gate_proj, "
+  EXPECT_EQ(error_of("name: lora\ntargets: [q_proj, q_prj]\n", &config),
+            "spec.yaml:2: method.targets: unknown target module 'q_prj' (known: all-linear, down_proj, gate_proj, "
             "k_proj, o_proj, q_proj, up_proj, v_proj; did you mean 'q_proj'?); or use 'regex:<pattern>' over names "
             "like layers.0.self_attn.q_proj");
   EXPECT_EQ(error_of("name: lora\ntargets: 'regex:layers\\.9\\..*'\n", &config),
