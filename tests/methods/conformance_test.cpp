@@ -1,0 +1,262 @@
+// One conformance suite for every registered method (and the variants below): identity at init, merged ==
+// unmerged after perturbation, gradients only where they belong, parameter counts by DESIGN.md's formulas,
+// BoRA's norm invariant, a float64 reference built from the formulas, and finite-difference gradients when
+// the norms are not detached. A new method gets all of this by being registered.
+#include <gtest/gtest.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "core/llama2c.h"
+#include "methods/adaptation.h"
+#include "methods/registry.h"
+#include "tests/methods/method_test_support.h"
+#include "tests/test_support.h"
+
+namespace peftlab {
+namespace {
+
+struct MethodCase {
+  std::string id;    // gtest-safe name
+  std::string yaml;  // the method mapping
+};
+
+// Variants beyond each registered method's defaults.
+const std::vector<MethodCase>& variant_table() {
+  static const std::vector<MethodCase> variants = {
+      {"lora_all_linear", "{name: lora, rank: 4, alpha: 8, targets: all-linear}"},
+      {"lora_rslora", "{name: lora, rank: 4, alpha: 8, rslora: true, targets: all-linear}"},
+      {"lora_gaussian", "{name: lora, rank: 4, init_a: gaussian, targets: [q_proj, down_proj]}"},
+      {"dora", "{name: dora, rank: 4, alpha: 8, targets: all-linear}"},
+      {"dora_exact_norm", "{name: dora, rank: 4, alpha: 8, detach_norm: false, targets: all-linear}"},
+      {"dora_r0", "{name: dora, rank: 0, targets: all-linear}"},
+      {"bora_out_first", "{name: bora, rank: 4, alpha: 8, targets: all-linear}"},
+      {"bora_in_first", "{name: bora, rank: 4, alpha: 8, order: in_first, targets: all-linear}"},
+      {"bora_exact_norms", "{name: bora, rank: 4, alpha: 8, detach_norms: false, targets: all-linear}"},
+      {"bora_in_first_exact_norms",
+       "{name: bora, rank: 4, alpha: 8, order: in_first, detach_norms: false, targets: all-linear}"},
+      {"bora_r0", "{name: bora, rank: 0, targets: all-linear}"},
+      {"lora_overrides",
+       "{name: lora, rank: 4, targets: all-linear, overrides: [{pattern: 'layers\\.0\\..*', rank: 2, alpha: 3}]}"},
+  };
+  return variants;
+}
+
+std::vector<MethodCase> all_cases() {
+  std::vector<MethodCase> cases;
+  for (const auto& name : method_names()) cases.push_back({name + "_defaults", "{name: " + name + "}"});
+  for (const auto& v : variant_table()) cases.push_back(v);
+  return cases;
+}
+
+// DESIGN.md's trainable-parameter formulas, written out independently of the methods' own.
+int64_t design_formula(const std::string& method, int64_t in, int64_t out, int64_t r) {
+  if (method == "lora") return r * (in + out);
+  if (method == "dora") return r * (in + out) + out;
+  if (method == "bora") return r * (in + out) + out + in;
+  ADD_FAILURE() << "no DESIGN.md formula in the test for method " << method;
+  return -1;
+}
+
+// The reference formula's name for a method's adapter.
+std::string reference_kind(const nlohmann::json& options) {
+  std::string name = options["name"];
+  if (name == "bora") return "bora_" + options["order"].get<std::string>();
+  return name;
+}
+
+bool detaches_norms(const nlohmann::json& options) {
+  if (options.contains("detach_norm")) return options["detach_norm"].get<bool>();
+  if (options.contains("detach_norms")) return options["detach_norms"].get<bool>();
+  return false;  // lora, full: nothing to detach
+}
+
+double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  auto scale = std::max(b.abs().max().item<double>(), 1e-30);
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+class MethodConformance : public ::testing::TestWithParam<MethodCase> {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(1234);
+    method = make_method_from_yaml(GetParam().yaml, "conformance.yaml");
+    model = load_llama2c(testing::stories260k_bin());
+    tokens = torch::randint(0, model->config().vocab_size, {2, 9}, torch::kInt64);
+  }
+  torch::Tensor logits() {
+    torch::NoGradGuard no_grad;
+    return model->forward(tokens);
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> adapter_parameters() {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& item : model->named_parameters())
+      if (item.key().find(".adapter.") != std::string::npos) out.emplace_back(item.key(), item.value());
+    return out;
+  }
+  std::unique_ptr<Method> method;
+  Llama model{nullptr};
+  torch::Tensor tokens;
+};
+
+TEST_P(MethodConformance, IdentityAtInit) {
+  auto base = logits();
+  apply_method(*model, *method, 7);
+  EXPECT_LE(max_relative_difference(logits(), base), 1e-6);
+}
+
+TEST_P(MethodConformance, MergedEqualsUnmergedAfterPerturbation) {
+  auto base = logits();
+  apply_method(*model, *method, 7);
+  testing::perturb_adapter_parameters(*model);
+  auto unmerged = logits();
+  if (!method->trains_base_weights()) EXPECT_GT(max_relative_difference(unmerged, base), 1e-3) << "perturbation had no effect";
+  merge_all(*model);
+  for (const auto& slot : model->slots()) EXPECT_EQ(slot->merged(), slot->has_adapter());
+  EXPECT_LE(max_relative_difference(logits(), unmerged), 1e-5);
+  unmerge_all(*model);
+  EXPECT_LE(max_relative_difference(logits(), unmerged), 1e-6);
+}
+
+TEST_P(MethodConformance, OnlyAdapterAndHeadParametersGetGradients) {
+  apply_method(*model, *method, 7);
+  testing::perturb_adapter_parameters(*model);  // B != 0, so A's gradient is not zero either
+  torch::nn::Linear head(model->config().dim, 3);
+  auto hidden = model->hidden_states(tokens);
+  auto last = torch::full({tokens.size(0)}, tokens.size(1) - 1, torch::kInt64);
+  auto scores = head(LlamaImpl::gather_last(hidden, last));
+  torch::nn::functional::cross_entropy(scores, torch::tensor({0, 2}, torch::kInt64)).backward();
+  for (const auto& p : head->parameters()) EXPECT_TRUE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
+  int64_t with_grad = 0;
+  for (const auto& item : model->named_parameters()) {
+    bool is_adapter = item.key().find(".adapter.") != std::string::npos;
+    bool should_train = is_adapter || method->trains_base_weights();
+    const auto& grad = item.value().grad();
+    EXPECT_EQ(item.value().requires_grad(), should_train) << item.key();
+    EXPECT_EQ(grad.defined(), should_train) << item.key();
+    if (should_train && grad.defined()) {
+      // lm_head is unused by a score head; everything else on the path gets a non-zero gradient.
+      if (item.key().rfind("lm_head", 0) != 0 && item.key().rfind("embed_tokens", 0) != 0)
+        EXPECT_GT(grad.abs().sum().item<double>(), 0) << item.key();
+      ++with_grad;
+    }
+  }
+  EXPECT_GT(with_grad, 0);
+}
+
+TEST_P(MethodConformance, ParameterCountsFollowDesignFormulas) {
+  auto plan = apply_method(*model, *method, 7);
+  const auto& config = model->config();
+  int64_t trainable = 0;
+  for (const auto& p : model->parameters())
+    if (p.requires_grad()) trainable += p.numel();
+  EXPECT_EQ(trainable, plan.trainable_params);
+  if (method->trains_base_weights()) {
+    EXPECT_EQ(trainable, config.parameter_count());
+    EXPECT_EQ(plan.added_params, 0);
+    return;
+  }
+  ASSERT_FALSE(plan.slots.empty());
+  for (const auto& s : plan.slots) {
+    auto slot = model->slot(s.slot);
+    ASSERT_TRUE(slot->has_adapter()) << s.slot;
+    int64_t numel = 0;
+    for (const auto& p : slot->adapter()->parameters()) numel += p.numel();
+    EXPECT_EQ(numel, design_formula(method->name(), slot->in_features(), slot->out_features(), s.rank)) << s.slot;
+    EXPECT_EQ(numel, s.trainable_params);
+  }
+  for (const auto& slot : model->slots())
+    if (!slot->has_adapter()) EXPECT_FALSE(slot->weight.requires_grad());
+}
+
+TEST_P(MethodConformance, BoraNormInvariant) {
+  auto options = method->to_json();
+  if (options["name"] != "bora") GTEST_SKIP() << "BoRA only";
+  apply_method(*model, *method, 7);
+  testing::perturb_adapter_parameters(*model);
+  bool out_first = options["order"] == "out_first";
+  for (auto slot : model->slots()) {
+    if (!slot->has_adapter()) continue;
+    torch::NoGradGuard no_grad;
+    auto w = slot->effective_weight();
+    auto params = slot->adapter()->named_parameters();
+    if (out_first) EXPECT_LE(max_relative_difference(w.norm(2, {0}), params["magnitude_in"]), 1e-5) << slot->slot_name();
+    else EXPECT_LE(max_relative_difference(w.norm(2, {1}), params["magnitude"]), 1e-5) << slot->slot_name();
+  }
+}
+
+// A standalone float64 slot, adapted like the model's first planned slot, perturbed.
+struct Float64Slot {
+  AdaptableLinear layer{nullptr};
+  SlotPlan plan;
+};
+Float64Slot make_float64_slot(const Method& method, const LlamaConfig& config) {
+  auto plan = plan_adaptation(config, method);
+  Float64Slot s;
+  s.plan = plan.slots.at(0);
+  s.layer = AdaptableLinear(s.plan.slot, s.plan.in_features, s.plan.out_features);
+  s.layer->to(torch::kFloat64);
+  s.layer->weight.set_requires_grad(false);
+  s.layer->attach(method.make_adapter(s.plan, s.layer->weight, at::make_generator<at::CPUGeneratorImpl>(3)));
+  testing::perturb_adapter_parameters(*s.layer);
+  return s;
+}
+
+TEST_P(MethodConformance, MatchesFloat64ReferenceBuiltFromTheFormula) {
+  if (method->trains_base_weights()) GTEST_SKIP() << "no adapter";
+  auto slot = make_float64_slot(*method, model->config());
+  auto params = slot.layer->adapter()->named_parameters();
+  auto get = [&](const std::string& n) { return params.contains(n) ? params[n] : torch::Tensor(); };
+  auto expected_w = testing::reference_merged_weight(reference_kind(method->to_json()), slot.layer->weight,
+                                                     get("lora_A"), get("lora_B"), slot.plan.scaling,
+                                                     get("magnitude"), get("magnitude_in"));
+  EXPECT_GT(max_relative_difference(expected_w, slot.layer->weight), 1e-3) << "reference equals W0: test is void";
+  auto x = torch::randn({3, 4, slot.plan.in_features}, torch::kFloat64);
+  torch::NoGradGuard no_grad;
+  EXPECT_LE(max_relative_difference(slot.layer->forward(x), torch::matmul(x, expected_w.t())), 1e-12);
+  EXPECT_LE(max_relative_difference(slot.layer->effective_weight(), expected_w), 1e-12);
+}
+
+TEST_P(MethodConformance, ExactNormGradientsMatchFiniteDifferences) {
+  auto options = method->to_json();
+  if (method->trains_base_weights() || detaches_norms(options)) GTEST_SKIP() << "norms detached or no adapter";
+  auto slot = make_float64_slot(*method, model->config());
+  auto x = torch::randn({5, slot.plan.in_features}, torch::kFloat64);
+  auto upstream = torch::randn({5, slot.plan.out_features}, torch::kFloat64);
+  auto loss = [&]() { return (slot.layer->forward(x) * upstream).sum(); };
+  loss().backward();
+  const double eps = 1e-6;
+  torch::NoGradGuard no_grad;
+  for (auto& item : slot.layer->adapter()->named_parameters()) {
+    auto flat = item.value().view(-1);
+    auto grad = item.value().grad().view(-1);
+    // Every coordinate of small tensors, a spread of them for larger ones.
+    int64_t step = std::max<int64_t>(1, flat.numel() / 40);
+    for (int64_t i = 0; i < flat.numel(); i += step) {
+      double original = flat[i].item<double>();
+      flat[i] = original + eps;
+      double up = loss().item<double>();
+      flat[i] = original - eps;
+      double down = loss().item<double>();
+      flat[i] = original;
+      double numeric = (up - down) / (2 * eps);
+      EXPECT_NEAR(grad[i].item<double>(), numeric, 1e-6 * std::max(1.0, std::abs(numeric)))
+          << item.key() << "[" << i << "]";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMethods, MethodConformance, ::testing::ValuesIn(all_cases()),
+                         [](const auto& info) { return info.param.id; });
+
+TEST(MethodConformanceTable, EveryRegisteredMethodIsCovered) {
+  // The registry defaults are always in; this guards the variant table against silently covering nothing.
+  for (const auto& name : method_names()) {
+    bool found = false;
+    for (const auto& c : all_cases()) found |= c.yaml.find("name: " + name) != std::string::npos;
+    EXPECT_TRUE(found) << name;
+  }
+  EXPECT_GE(all_cases().size(), method_names().size() + 11);
+}
+
+}  // namespace
+}  // namespace peftlab
