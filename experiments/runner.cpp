@@ -268,7 +268,7 @@ class Trainer {
 
   void record_decomposition(int64_t step) {
     torch::NoGradGuard no_grad;
-    for (const auto& slot : model_->backbone->slots()) {
+    for (auto slot : model_->backbone->slots()) {
       torch::Tensor reference;
       if (slot->has_adapter()) reference = slot->weight;
       else if (auto it = pretrained_.find(slot->slot_name()); it != pretrained_.end()) reference = it->second;
