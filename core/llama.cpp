@@ -41,8 +41,8 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // Normalise in float32 whatever the activation dtype, as Hugging Face does.
-  auto x32 = x.to(torch::kFloat32);
+  // Normalise in at least float32 whatever the activation dtype, as Hugging Face does.
+  auto x32 = x.to(torch::promote_types(x.scalar_type(), torch::kFloat32));
   auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return normed.to(x.scalar_type()) * weight;
 }

@@ -51,8 +51,14 @@ TEST_F(ConvertedStories, LogitsEqualTheLlama2cFile) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(3);
   auto tokens = torch::randint(0, 512, {2, 40}, torch::kLong);
-  double diff = (original->forward(tokens) - converted->forward(tokens)).abs().max().item<double>();
-  EXPECT_LT(diff, 1e-5);
+  // In float32 the permuted head dimension changes only the summation order of q.k: rounding noise.
+  double diff32 = (original->forward(tokens) - converted->forward(tokens)).abs().max().item<double>();
+  EXPECT_LT(diff32, 1e-4);
+  // In float64 (the same float32 weights, widened) that noise vanishes and the permutation must be exact.
+  original->to(torch::kFloat64);
+  converted->to(torch::kFloat64);
+  double diff64 = (original->forward(tokens) - converted->forward(tokens)).abs().max().item<double>();
+  EXPECT_LT(diff64, 1e-10);
   // The q/k rows really were permuted (otherwise the test above would not test the permutation).
   EXPECT_FALSE(torch::equal(original->slot("layers.0.self_attn.q_proj")->weight,
                             converted->slot("layers.0.self_attn.q_proj")->weight));
