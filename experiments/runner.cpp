@@ -20,6 +20,7 @@
 #include "experiments/checkpoint.h"
 #include "experiments/progress.h"
 #include "experiments/schedule.h"
+#include "experiments/run_model.h"
 #include "experiments/task_model.h"
 #include "methods/adaptation.h"
 #include "methods/registry.h"
@@ -34,13 +35,6 @@ namespace {
 std::atomic<bool> stop_requested{false};
 
 extern "C" void on_stop_signal(int) { stop_requested.store(true); }
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // Holds an exclusive flock on <run dir>/.lock for the run's lifetime. The kernel drops it when the process
 // dies, so a stale lock never blocks.
@@ -85,54 +79,6 @@ std::string host_name() {
   return gethostname(buffer, sizeof(buffer) - 1) == 0 ? buffer : "unknown";
 }
 
-Llama build_backbone(const RunSpec& run, std::shared_ptr<Tokenizer>& tokenizer) {
-  const ModelSpec& spec = run.model;
-  if (spec.init) {
-    const ModelInit& init = *spec.init;
-    if (spec.tokenizer.empty()) throw InputError(run.id, "model.init needs model.tokenizer");
-    tokenizer = std::make_shared<Tokenizer>(spec.tokenizer);
-    LlamaConfig config;
-    config.dim = init.dim;
-    config.n_layers = init.n_layers;
-    config.n_heads = init.n_heads;
-    config.n_kv_heads = init.n_kv_heads > 0 ? init.n_kv_heads : init.n_heads;
-    config.hidden_dim = init.hidden_dim;
-    config.vocab_size = init.vocab_size;
-    config.max_seq_len = init.max_seq_len;
-    config.rope_theta = init.rope_theta;
-    config.norm_eps = init.norm_eps;
-    check_tokenizer_matches(*tokenizer, config);
-    torch::manual_seed(stream_seed(run.seed, "backbone"));
-    return Llama(config);
-  }
-  LoadedModel loaded = load_model_and_tokenizer(spec.path, spec.tokenizer);
-  tokenizer = loaded.tokenizer;
-  return loaded.model;
-}
-
-// One evaluation pass over a split with merged weights; returns the task's metrics.
-std::map<std::string, double> evaluate_split(TaskModelImpl& model, const Task& task, const std::string& split,
-                                             const std::vector<TokenizedExample>& examples, int64_t batch_size,
-                                             int64_t pad_id) {
-  model.eval();
-  merge_all(*model.backbone);
-  BatcherOptions options;
-  options.batch_size = batch_size;
-  options.shuffle = false;
-  options.pad_id = pad_id;
-  options.label_kind = task.label_kind();
-  Batcher batches(examples, options);
-  std::vector<double> predictions;
-  predictions.reserve(examples.size());
-  while (auto batch = batches.next_in_epoch()) {
-    auto values = model.predict(*batch).contiguous();
-    predictions.insert(predictions.end(), values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
-  }
-  unmerge_all(*model.backbone);
-  model.train();
-  return task.score(split, examples, predictions);
-}
-
 struct EvalSet {
   std::string split;
   std::vector<TokenizedExample> examples;
@@ -151,21 +97,14 @@ class Trainer {
  private:
   void setup() {
     // Model, tokenizer, task and method, each from its section of the spec.
-    std::shared_ptr<Tokenizer> tokenizer;
-    Llama backbone = build_backbone(run_, tokenizer);
-    tokenizer_ = tokenizer;
-    with_source_locations(*run_.sources, [&] {
-      Options task_options(run_.task, run_.sources->primary(), "task");
-      task_ = make_task(task_options);
-      Options method_options(run_.method, run_.sources->primary(), "method");
-      method_ = make_method(method_options);
-    });
-    if (task_->kind() == TaskKind::Generation)
+    RunModel built = build_run_model(run_);
+    if (built.task->kind() == TaskKind::Generation)
       throw InputError(run_.id, fmt::format("task {}: training and evaluating generation tasks is not wired into the "
-                                            "runner yet (see the issue notes)", task_->name()));
-    torch::manual_seed(stream_seed(run_.seed, "init"));
-    apply_method(*backbone, *method_, stream_seed(run_.seed, "init"));
-    model_ = TaskModel(backbone, task_->kind(), task_->num_labels());
+                                            "runner yet (see the issue notes)", built.task->name()));
+    tokenizer_ = built.tokenizer;
+    task_ = std::move(built.task);
+    method_ = built.method;
+    model_ = built.model;
     if (method_->trains_base_weights()) remember_pretrained_weights();
 
     // Data: tokenised once (cached), then batched deterministically from the "data" stream.
@@ -416,12 +355,6 @@ class Trainer {
 };
 
 }  // namespace
-
-uint64_t stream_seed(int64_t seed, const std::string& stream) {
-  uint64_t hash = 1469598103934665603ULL;  // FNV-1a of the stream name
-  for (unsigned char c : stream) hash = (hash ^ c) * 1099511628211ULL;
-  return splitmix64(static_cast<uint64_t>(seed) ^ hash) & 0x7fffffffffffffffULL;
-}
 
 void request_stop() { stop_requested.store(true); }
 

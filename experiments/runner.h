@@ -17,9 +17,6 @@ struct RunnerOptions {
   int threads = 0;           // recorded in provenance (the process has set LibTorch's count)
 };
 
-// Derives independent seeds for the named random streams of a run ("init", "data", "dropout") from its seed.
-uint64_t stream_seed(int64_t seed, const std::string& stream);
-
 // Runs `run` in run.dir; returns the final status written to the run file. A second process on the same
 // folder is refused (lock file); a lock left by a dead process does not block.
 RunStatus execute_run(const RunSpec& run, const RunnerOptions& options);

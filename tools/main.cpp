@@ -7,6 +7,9 @@
 
 #include "core/errors.h"
 #include "core/runtime.h"
+#include "experiments/spec.h"
+#include "methods/registry.h"
+#include "tasks/task.h"
 #include "tools/cli.h"
 
 namespace peftlab::cli {
@@ -28,8 +31,22 @@ bool register_verb(Verb verb) {
 
 }  // namespace peftlab::cli
 
+namespace {
+
+// The spec parser checks method and task entries through their registries (names and every option key).
+void connect_spec_to_registries() {
+  using namespace peftlab;
+  spec_hooks().method_names = method_names();
+  spec_hooks().task_names = task_names();
+  register_section_validator("method", [](Options& options) { make_method(options); });
+  register_section_validator("task", [](Options& options) { make_task(options); });
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace peftlab;
+  connect_spec_to_registries();
   CLI::App app{"peftlab: compare parameter-efficient fine-tuning methods on benchmarks"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(PEFTLAB_VERSION));

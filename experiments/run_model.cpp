@@ -1,0 +1,128 @@
+#include "experiments/run_model.h"
+
+#include "core/errors.h"
+#include "core/model_io.h"
+#include "core/recorder.h"
+#include "experiments/checkpoint.h"
+#include "methods/adaptation.h"
+#include "methods/registry.h"
+
+namespace peftlab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+Llama build_backbone(const RunSpec& run, std::shared_ptr<Tokenizer>& tokenizer) {
+  const ModelSpec& spec = run.model;
+  if (!spec.init) {
+    LoadedModel loaded = load_model_and_tokenizer(spec.path, spec.tokenizer);
+    tokenizer = loaded.tokenizer;
+    return loaded.model;
+  }
+  const ModelInit& init = *spec.init;
+  if (spec.tokenizer.empty()) throw InputError(run.id, "model.init needs model.tokenizer");
+  tokenizer = std::make_shared<Tokenizer>(spec.tokenizer);
+  LlamaConfig config;
+  config.dim = init.dim;
+  config.n_layers = init.n_layers;
+  config.n_heads = init.n_heads;
+  config.n_kv_heads = init.n_kv_heads > 0 ? init.n_kv_heads : init.n_heads;
+  config.hidden_dim = init.hidden_dim;
+  config.vocab_size = init.vocab_size;
+  config.max_seq_len = init.max_seq_len;
+  config.rope_theta = init.rope_theta;
+  config.norm_eps = init.norm_eps;
+  check_tokenizer_matches(*tokenizer, config);
+  torch::manual_seed(stream_seed(run.seed, "backbone"));
+  return Llama(config);
+}
+
+}  // namespace
+
+uint64_t stream_seed(int64_t seed, const std::string& stream) {
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a of the stream name
+  for (unsigned char c : stream) hash = (hash ^ c) * 1099511628211ULL;
+  return splitmix64(static_cast<uint64_t>(seed) ^ hash) & 0x7fffffffffffffffULL;
+}
+
+RunModel build_run_model(const RunSpec& run) {
+  RunModel out;
+  Llama backbone = build_backbone(run, out.tokenizer);
+  with_source_locations(*run.sources, [&] {
+    Options task_options(run.task, run.sources->primary(), "task");
+    out.task = make_task(task_options);
+    Options method_options(run.method, run.sources->primary(), "method");
+    out.method = make_method(method_options);
+  });
+  torch::manual_seed(stream_seed(run.seed, "init"));
+  apply_method(*backbone, *out.method, stream_seed(run.seed, "init"));
+  out.model = TaskModel(backbone, out.task->kind(), out.task->num_labels());
+  return out;
+}
+
+RunSpec read_run_spec(const fs::path& run_dir) {
+  const fs::path file = run_dir / "run.h5";
+  if (!fs::exists(file)) throw InputError(run_dir.string(), "no run.h5 in this folder (not a run folder)");
+  RunFileReader reader(file.string());
+  YAML::Node resolved = YAML::Load(reader.attribute_string("spec"));
+  // The resolved run lists every train field with its default; drop the alternatives that were not chosen so
+  // the section reads back as written.
+  YAML::Node train = resolved["train"];
+  if (train["max_steps"] && train["max_steps"].as<int64_t>() > 0) train.remove("epochs");
+  if (train["warmup_ratio"] && train["warmup_ratio"].as<double>() == 0.0) train.remove("warmup_ratio");
+  YAML::Node spec;
+  spec["name"] = resolved["experiment"];
+  spec["model"] = resolved["model"];
+  spec["methods"].push_back(resolved["method"]);
+  spec["tasks"].push_back(resolved["task"]);
+  spec["seeds"].push_back(resolved["seed"]);
+  spec["train"] = train;
+  spec["eval"] = resolved["eval"];
+  spec["record"] = resolved["record"];
+  YAML::Emitter emitter;
+  emitter << spec;
+  auto runs = expand_spec(load_spec_text(emitter.c_str(), file.string()));
+  if (runs.size() != 1) throw InputError(file.string(), "the recorded spec does not describe exactly one run");
+  runs[0].dir = run_dir.string();
+  return runs[0];
+}
+
+RunModel load_finished_run(const fs::path& run_dir) {
+  RunModel run = build_run_model(read_run_spec(run_dir));
+  load_weights(run_dir / "adapter.pt", *run.model);
+  run.model->eval();
+  return run;
+}
+
+std::map<std::string, double> evaluate_split(TaskModelImpl& model, const Task& task, const std::string& split,
+                                             const std::vector<TokenizedExample>& examples, int64_t batch_size,
+                                             int64_t pad_id) {
+  const bool was_training = model.is_training();
+  model.eval();
+  merge_all(*model.backbone);
+  BatcherOptions options;
+  options.batch_size = batch_size;
+  options.shuffle = false;
+  options.pad_id = pad_id;
+  options.label_kind = task.label_kind();
+  Batcher batches(examples, options);
+  std::vector<double> predictions;
+  predictions.reserve(examples.size());
+  while (auto batch = batches.next_in_epoch()) {
+    auto values = model.predict(*batch).contiguous();
+    predictions.insert(predictions.end(), values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  }
+  unmerge_all(*model.backbone);
+  if (was_training) model.train();
+  return task.score(split, examples, predictions);
+}
+
+}  // namespace peftlab

@@ -1,0 +1,50 @@
+// peftlab export RUN_DIR --out DIR [--merged]: a finished run's adapter in the Hugging Face PEFT layout (with the
+// task head as PEFT's modules_to_save), or with --merged a whole Hugging Face layout model.
+#include <spdlog/spdlog.h>
+
+#include "core/hf_checkpoint.h"
+#include "core/safetensors.h"
+#include "experiments/run_model.h"
+#include "methods/adaptation.h"
+#include "methods/peft_format.h"
+#include "tools/cli.h"
+
+namespace peftlab::cli {
+namespace {
+
+struct ExportArgs {
+  std::string run_dir, out;
+  bool merged = false;
+};
+
+std::function<int()> setup_export(CLI::App& cmd) {
+  auto args = std::make_shared<ExportArgs>();
+  cmd.add_option("run_dir", args->run_dir, "A finished run's folder")->required();
+  cmd.add_option("--out,-o", args->out, "Output folder")->required();
+  cmd.add_flag("--merged", args->merged, "Write the merged model as a Hugging Face layout folder");
+  return [args] {
+    RunModel run = load_finished_run(args->run_dir);
+    std::map<std::string, torch::Tensor> head;
+    if (run.model->has_score_head()) head["score.weight"] = run.model->score->weight.detach();
+    if (args->merged) {
+      merge_all(*run.model->backbone);
+      write_hf_folder(*run.model->backbone, args->out, run.tokenizer->path());
+      // The task head is not part of a causal-LM folder: it goes beside it, under Hugging Face's name.
+      if (!head.empty()) write_safetensors(std::filesystem::path(args->out) / "score.safetensors", {{"score.weight", head["score.weight"]}});
+    } else {
+      PeftExportOptions options;
+      options.task_type = head.empty() ? "CAUSAL_LM" : "SEQ_CLS";
+      options.base_model_name_or_path = read_run_spec(args->run_dir).model.path;
+      options.modules_to_save = head;
+      export_peft_adapter(*run.model->backbone, *run.method, args->out, options);
+    }
+    spdlog::info("wrote {}", args->out);
+    return 0;
+  };
+}
+
+}  // namespace
+
+PEFTLAB_REGISTER_VERB("export", "Export a finished run's adapter (PEFT layout) or merged model", setup_export);
+
+}  // namespace peftlab::cli
