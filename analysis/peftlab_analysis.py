@@ -451,6 +451,18 @@ def _fmt_stat(x, spec):
     return "n/a" if x is None else format(x, spec)
 
 
+def plotted_steps(recorded):
+    """The steps a dynamics figure shows, out of the recorded ones: every step after 0 (at step 0 the weight is
+    W0, so every layer sits at (0, 0) and would only pull the fitted line there), thinned to at most
+    len(MARKERS) steps so that each step keeps a marker of its own: every k-th step counted back from the last,
+    with k as small as that allows (e.g. steps 20, 40, ..., 400 become 40, 80, ..., 400)."""
+    steps = sorted({int(s) for s in recorded if s > 0})
+    if len(steps) <= len(MARKERS):
+        return steps
+    k = math.ceil(len(steps) / len(MARKERS))
+    return sorted(steps[::-1][::k])
+
+
 def plot_dynamics(runs, out_dir, fmt):
     plt = _pyplot()
     written = []
@@ -465,28 +477,37 @@ def plot_dynamics(runs, out_dir, fmt):
         fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.6 * nrows), squeeze=False)
         layers = sorted({p["layer"] for panel in panels.values() for p in panel["points"]},
                         key=lambda l: (layer_index(l) or 0, l))
-        steps = sorted({p["step"] for panel in panels.values() for p in panel["points"]})
+        recorded = sorted({p["step"] for panel in panels.values() for p in panel["points"]})
+        steps = plotted_steps(recorded)
         cmap = plt.get_cmap("viridis" if len(layers) > 10 else "tab10")
         colour = {l: cmap(i / max(1, len(layers) - 1) if len(layers) > 10 else i) for i, l in enumerate(layers)}
-        marker = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(steps)}
-        record = {"task": task, "module": module, "dimension": dim, "x": "dD_" + dim, "y": "dM_" + dim, "panels": []}
+        marker = {s: MARKERS[i] for i, s in enumerate(steps)}
+        record = {"task": task, "module": module, "dimension": dim, "x": "dD_" + dim, "y": "dM_" + dim,
+                  "steps_recorded": recorded, "steps": steps, "panels": []}
         for index, label in enumerate(labels):
             ax = axes[index // ncols][index % ncols]
-            points = panels[label]["points"]
+            points = [p for p in panels[label]["points"] if p["step"] in marker]
+            for layer in layers:  # each layer's path through the steps, faint, under the markers
+                path = sorted((p for p in points if p["layer"] == layer), key=lambda p: p["step"])
+                ax.plot([p["dD"] for p in path], [p["dM"] for p in path], color=colour[layer], linewidth=0.8,
+                        alpha=0.35, zorder=1)
             for p in points:
                 ax.scatter(p["dD"], p["dM"], color=colour[p["layer"]], marker=marker[p["step"]], s=28,
-                           edgecolors="black", linewidths=0.3)
+                           edgecolors="black", linewidths=0.3, zorder=3)
             xs, ys = [p["dD"] for p in points], [p["dM"] for p in points]
             slope, intercept, r = fit_line(xs, ys)
             if slope is not None:
                 grid = np.linspace(min(xs), max(xs), 2)
-                ax.plot(grid, intercept + slope * grid, color="grey", linestyle="--", linewidth=1)
-            ax.set_title(f"{label}\nslope {_fmt_stat(slope, '.3g')}, r = {_fmt_stat(r, '.3f')}", fontsize=9)
+                ax.plot(grid, intercept + slope * grid, color="grey", linestyle="--", linewidth=1, zorder=2)
+            seeds = panels[label]["runs"]
+            ax.set_title(f"{label} ({seeds} seed{'s' if seeds != 1 else ''})\n"
+                         f"slope {_fmt_stat(slope, '.3g')}, r = {_fmt_stat(r, '.3f')}, {len(points)} points",
+                         fontsize=9)
             ax.set_xlabel(f"ΔD ({dim}s)")
             ax.set_ylabel(f"ΔM ({dim}s)")
             ax.ticklabel_format(style="sci", scilimits=(-3, 3), axis="both")
             ax.grid(alpha=0.3)
-            record["panels"].append({"method": label, "runs": panels[label]["runs"], "slope": slope,
+            record["panels"].append({"method": label, "runs": seeds, "slope": slope,
                                      "intercept": intercept, "pearson_r": r, "points": points})
         for index in range(len(labels), nrows * ncols):
             axes[index // ncols][index % ncols].axis("off")
