@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections import OrderedDict, defaultdict
@@ -161,6 +162,31 @@ def lower_is_better(metric):
     return any(word in metric.lower() for word in LOWER_IS_BETTER)
 
 
+# Rows, panels and lines follow the papers' order: the full fine-tuning baseline, then LoRA and its
+# decompositions; other methods after them. Labels of one method sort naturally (r=4 before r=16).
+METHOD_ORDER = ("full", "lora", "dora", "bora")
+
+
+def _natural(text):
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
+
+
+def label_order(runs):
+    """The method labels of these runs, in display order."""
+    method_of = {}
+    for run in runs:
+        method_of.setdefault(run.label, run.method)
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    return sorted(method_of, key=lambda l: (rank.get(method_of[l], len(rank)), method_of[l], _natural(l)))
+
+
+def share_text(percent, none):
+    """Trainable share in %: two decimals, or two significant digits below 0.1 % (LoRA on a 7B model)."""
+    if percent is None:
+        return none
+    return f"{percent:.2f}" if percent >= 0.1 or percent == 0 else f"{percent:.2g}"
+
+
 # ---------------------------------------------------------------- the results table
 
 
@@ -181,10 +207,7 @@ class Table:
         self.excluded = []  # (run, why)
         values = defaultdict(list)  # (label, task) -> values
         shares = defaultdict(list)
-        labels = []
         for run in runs:
-            if run.label not in labels:
-                labels.append(run.label)
             if run.status != "completed":
                 self.excluded.append((run, f"status {run.status}"))
                 continue
@@ -196,7 +219,7 @@ class Table:
             total = run.attr("total_params", 0)
             if total:
                 shares[run.label].append(100.0 * run.attr("trainable_params", 0) / total)
-        self.rows = sorted(labels)
+        self.rows = label_order(runs)
         self.cells = {(l, t): Cell(values[(l, t)]) for l in self.rows for t in self.tasks}
         self.avg = {}
         for label in self.rows:
@@ -256,7 +279,7 @@ class Table:
             avg_text = "–" if avg is None else self._fmt(avg, scale, digits)
             if avg is not None and avg == self.best_avg:
                 avg_text = f"**{avg_text}**"
-            share = "–" if self.share[label] is None else f"{self.share[label]:.4g}"
+            share = share_text(self.share[label], "–")
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {avg_text} | {share} |")
         lines += self._excluded_lines("")
         return "\n".join(lines) + "\n"
@@ -278,7 +301,7 @@ class Table:
             avg_text = "--" if avg is None else self._fmt(avg, scale, digits)
             if avg is not None and avg == self.best_avg:
                 avg_text = r"\textbf{" + avg_text + "}"
-            share = "--" if self.share[label] is None else f"{self.share[label]:.4g}"
+            share = share_text(self.share[label], "--")
             lines.append(latex_escape(label) + " & " + " & ".join(cells) + f" & {avg_text} & {share} " + r"\\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         lines += self._excluded_lines("% ")
@@ -313,7 +336,7 @@ class Table:
             avg_text = "–" if avg is None else self._fmt(avg, scale, digits)
             if avg is not None and avg == self.best_avg:
                 avg_text = f"<b>{avg_text}</b>"
-            share = "–" if self.share[label] is None else f"{self.share[label]:.4g}"
+            share = share_text(self.share[label], "–")
             parts.append(f"<tr><th>{esc(label)}</th>" + "".join(cells) + f"<td>{avg_text}</td><td>{share}</td></tr>")
         parts.append("</tbody></table>")
         if self.excluded:
@@ -406,6 +429,7 @@ def plot_runs(runs, include_incomplete):
 def dynamics_data(runs):
     """{(task, module, dim): {label: {"runs": n, "points": [(layer, step, dD, dM, n_seeds)]}}}, averaging each
     (layer, step) over the seeds that recorded it."""
+    order = label_order(runs)
     acc = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # key -> label -> (layer, step) -> [(dD, dM)]
     nruns = defaultdict(set)
     for run in runs:
@@ -425,7 +449,7 @@ def dynamics_data(runs):
     out = {}
     for key in sorted(acc, key=lambda k: (k[0], k[1], k[2] != "row")):  # rows before columns
         panels = OrderedDict()
-        for label in sorted(acc[key]):
+        for label in sorted(acc[key], key=order.index):
             points = []
             for (layer, step), pairs in sorted(acc[key][label].items(),
                                                key=lambda kv: (layer_index(kv[0][0]) or 0, kv[0][0], kv[0][1])):
@@ -571,22 +595,27 @@ def plot_curves(runs, out_dir, fmt, overrides, split=None):
             by_label[r.label].append(r)
         fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(10, 3.8))
         record = {"task": task, "metric": metric, "band": "min-max over seeds", "methods": []}
-        for i, label in enumerate(sorted(by_label)):
+        splits = set()
+        for i, label in enumerate(label_order(task_runs)):
             colour = plt.get_cmap("tab10")(i % 10)
             group = by_label[label]
             loss = curve_band([_series(r.train, "step", "loss") for r in group])
             evals = []
             for r in group:
                 chosen = r.pick_split(list(r.eval), split)
+                splits.add(chosen)
                 evals.append(_series(r.eval.get(chosen, {}), "step", metric) if chosen else {})
             ev = curve_band(evals)
             for ax, band in ((ax_loss, loss), (ax_eval, ev)):
                 if band["step"]:
-                    ax.plot(band["step"], band["mean"], color=colour, label=f"{label} (n={len(group)})")
+                    few = len(band["step"]) <= 30  # sparse evaluations: mark where they were taken
+                    ax.plot(band["step"], band["mean"], color=colour, label=f"{label} (n={len(group)})",
+                            marker="o" if few else None, markersize=3)
                     ax.fill_between(band["step"], band["min"], band["max"], color=colour, alpha=0.2, linewidth=0)
             record["methods"].append({"method": label, "runs": len(group), "loss": loss, "eval": ev})
         ax_loss.set(xlabel="step", ylabel="training loss", title=f"{task}: training loss")
-        ax_eval.set(xlabel="step", ylabel=metric or "metric", title=f"{task}: eval {metric or '(none)'}")
+        where = "/".join(sorted(s for s in splits if s)) or "eval"
+        ax_eval.set(xlabel="step", ylabel=metric or "metric", title=f"{task}: {where} {metric or '(none)'}")
         for ax in (ax_loss, ax_eval):
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
@@ -640,6 +669,9 @@ thead th { border-bottom: 2px solid #444; }
 figure { margin: 1.5em 0; }
 figure img, figure svg { max-width: 100%; height: auto; }
 small { color: #666; }
+.wide { overflow-x: auto; }
+table.runs td, table.runs th, table.dynamics td:nth-child(2), table.dynamics td:nth-child(3) { text-align: left; }
+table.runs td { white-space: nowrap; font-size: 90%; }
 """
 
 
@@ -664,6 +696,8 @@ def command_report(args):
             chosen = [f for f in figures if os.path.basename(f).startswith(prefix)]
             if chosen:
                 body.append(f"<h2>{title}</h2>")
+                if prefix == "dynamics_":
+                    body.append(_dynamics_summary([os.path.splitext(f)[0] + ".json" for f in chosen]))
                 body += [f"<figure>{_inline_figure(f)}</figure>" for f in chosen]
     body.append("<h2>Runs</h2>")
     body.append(_runs_table(runs))
@@ -679,13 +713,50 @@ def command_report(args):
     return 0
 
 
+def _dynamics_summary(json_paths):
+    """One row per figure (task, module, dimension): each method's fitted slope and Pearson r of dM on dD."""
+    records = []
+    for path in json_paths:
+        with open(path, encoding="utf-8") as f:
+            records.append(json.load(f))
+    methods = []
+    for rec in records:
+        methods += [p["method"] for p in rec["panels"] if p["method"] not in methods]
+    esc = html_escape
+    rows = ['<table class="dynamics"><thead><tr><th>Task</th><th>Module</th><th>Dimension</th>'
+            + "".join(f"<th>{esc(m)}<br><small>slope, r</small></th>" for m in methods) + "</tr></thead><tbody>"]
+    for rec in records:
+        stats = {p["method"]: p for p in rec["panels"]}
+        cells = []
+        for m in methods:
+            p = stats.get(m)
+            cells.append("<td>–</td>" if p is None else
+                         f"<td>{_fmt_stat(p['slope'], '.3g')}, {_fmt_stat(p['pearson_r'], '.2f')}</td>")
+        rows.append(f"<tr><th>{esc(rec['task'])}</th><td>{esc(rec['module'])}</td><td>{esc(rec['dimension'])}s</td>"
+                    + "".join(cells) + "</tr>")
+    rows.append("</tbody></table>")
+    steps = records[0]["steps"] if records else []
+    rows.append("<p><small>Least-squares slope of ΔM on ΔD and Pearson r over every plotted point (one per layer "
+                f"and step, mean over seeds; steps {', '.join(map(str, steps))}). The DoRA paper reports a negative "
+                "correlation for full fine-tuning and DoRA, a positive one for LoRA.</small></p>")
+    return "\n".join(rows)
+
+
 def _runs_table(runs):
     keys = ("run_id", "method_label", "task", "seed", "status", "start_time", "end_time", "git_commit", "host")
-    rows = ["<table><thead><tr>" + "".join(f"<th>{k}</th>" for k in keys) + "</tr></thead><tbody>"]
-    for r in runs:
-        cells = "".join(f"<td>{html_escape(r.attr(k, ''))}</td>" for k in keys)
-        rows.append(f'<tr{" class=warn" if r.status != "completed" else ""}>{cells}</tr>')
-    rows.append("</tbody></table>")
+    rows = ['<div class="wide"><table class="runs"><thead><tr>' + "".join(f"<th>{k}</th>" for k in keys)
+            + "</tr></thead><tbody>"]
+    order = label_order(runs)
+    for r in sorted(runs, key=lambda r: (r.task, order.index(r.label), str(r.seed), r.path)):
+        cells = []
+        for k in keys:
+            value = str(r.attr(k, ""))
+            if k == "git_commit" and len(value) > 12:  # the full hash stays in the tooltip
+                cells.append(f'<td title="{html_escape(value)}">{html_escape(value[:12])}</td>')
+            else:
+                cells.append(f"<td>{html_escape(value)}</td>")
+        rows.append(f'<tr{" class=warn" if r.status != "completed" else ""}>{"".join(cells)}</tr>')
+    rows.append("</tbody></table></div>")
     return "\n".join(rows)
 
 
