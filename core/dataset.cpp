@@ -152,6 +152,12 @@ std::vector<TokenizedExample> load_or_tokenize(const CacheKey& key, const fs::pa
 
 // ---- batches ---------------------------------------------------------------------------------------------
 
+Batch batch_rows(const Batch& batch, int64_t begin, int64_t end) {
+  auto rows = [&](const torch::Tensor& t) { return t.narrow(0, begin, end - begin); };
+  return Batch{rows(batch.input_ids), rows(batch.attention_mask), rows(batch.last_index), rows(batch.labels),
+               rows(batch.example_index)};
+}
+
 Batch collate(const std::vector<const TokenizedExample*>& rows, LabelKind kind, int64_t pad_id) {
   const int64_t batch = int64_t(rows.size());
   int64_t length = 1;

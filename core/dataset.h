@@ -74,6 +74,9 @@ struct Batch {
   int64_t size() const { return input_ids.size(0); }
 };
 
+// Rows [begin, end) of a batch (a data-parallel process's share), padding width unchanged.
+Batch batch_rows(const Batch& batch, int64_t begin, int64_t end);
+
 // Pads a list of examples into one batch (T = the longest row).
 Batch collate(const std::vector<const TokenizedExample*>& rows, LabelKind kind, int64_t pad_id);
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <limits>
@@ -251,6 +252,16 @@ auto with_hdf5_errors(const std::string& path, const char* action, F&& body) {
 
 // ---- RunRecorder ----
 
+namespace {
+
+// The file the recorder writes; run.h5 is only ever replaced whole by a copy of it.
+std::string working_path(const std::string& published) {
+  fs::path p(published);
+  return (p.parent_path() / ("." + p.filename().string() + ".work")).string();
+}
+
+}  // namespace
+
 RunRecorder::RunRecorder(std::string path, std::unique_ptr<H5::H5File> file)
     : path_(std::move(path)), file_(std::move(file)) {}
 RunRecorder::RunRecorder(RunRecorder&&) noexcept = default;
@@ -258,9 +269,29 @@ RunRecorder& RunRecorder::operator=(RunRecorder&&) noexcept = default;
 RunRecorder::~RunRecorder() {
   if (!file_) return;
   try {
-    file_->close();
-  } catch (...) {  // a destructor must not throw; every row was already flushed
+    if (dirty_) publish();
+  } catch (const std::exception& e) {  // a destructor must not throw
+    std::fprintf(stderr, "warning: %s: rows held back were not published: %s\n", path_.c_str(), e.what());
   }
+  try {
+    file_->close();
+    fs::remove(working_path(path_));
+  } catch (...) {
+  }
+}
+
+void RunRecorder::publish() {
+  hold_ = false;
+  with_hdf5_errors(path_, "flush", [&] { file_->flush(H5F_SCOPE_GLOBAL); });
+  const std::string staged = path_ + ".publish";
+  std::error_code ec;
+  fs::copy_file(working_path(path_), staged, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::rename(staged, path_, ec);
+  if (ec) {
+    fs::remove(staged);
+    throw InputError(path_, "cannot publish the run file: " + ec.message() + " (disk full or folder not writable?)");
+  }
+  dirty_ = false;
 }
 
 RunRecorder RunRecorder::create(const std::string& path, const RunProvenance& p, bool overwrite_completed) {
@@ -275,7 +306,8 @@ RunRecorder RunRecorder::create(const std::string& path, const RunProvenance& p,
   }
   if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
   return with_hdf5_errors(path, "create the run file", [&] {
-    auto file = std::make_unique<H5::H5File>(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, unlocked_access());
+    auto file = std::make_unique<H5::H5File>(working_path(path), H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT,
+                                             unlocked_access());
     RunRecorder recorder(path, std::move(file));
     H5::Group root = recorder.file_->openGroup("/");
     const std::vector<std::pair<std::string, AttributeValue>> attributes = {
@@ -297,7 +329,10 @@ RunRecorder RunRecorder::open_for_append(const std::string& path, int64_t resume
   if (!fs::exists(path)) throw InputError(path, "no run file to resume");
   if (!RunFileReader(path).has_attribute("schema_version")) throw InputError(path, "not a peftlab run file");
   return with_hdf5_errors(path, "reopen the run file", [&] {
-    auto file = std::make_unique<H5::H5File>(path, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, unlocked_access());
+    // The working file may have died mid-flush; the published copy is whole.
+    fs::copy_file(path, working_path(path), fs::copy_options::overwrite_existing);
+    auto file = std::make_unique<H5::H5File>(working_path(path), H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT,
+                                             unlocked_access());
     RunRecorder recorder(path, std::move(file));
     H5::H5File& f = *recorder.file_;
     H5::Group train = open_or_create_group(f, "/train");
@@ -312,6 +347,17 @@ RunRecorder RunRecorder::open_for_append(const std::string& path, int64_t resume
     open_or_create_group(f, "/final");
     recorder.set_attribute("status", to_string(RunStatus::running));
     return recorder;
+  });
+}
+
+void RunRecorder::drop_eval_rows_from(int64_t step) {
+  with_hdf5_errors(path_, "drop evaluation rows", [&] {
+    H5::Group eval = open_or_create_group(*file_, "/eval");
+    for (const std::string& name : child_names(eval)) {
+      H5::Group split = eval.openGroup(name);
+      truncate_after(split, step - 1);
+    }
+    flush();
   });
 }
 
@@ -417,14 +463,14 @@ void RunRecorder::finish(RunStatus status) {
     H5::Group root = file_->openGroup("/");
     write_attribute(root, "end_time", utc_now_iso8601());
     write_attribute(root, "peak_memory_bytes", peak_rss_bytes());
-    flush();  // everything else reaches the disk before the status says so
     write_attribute(root, "status", to_string(status));
-    flush();
+    flush();  // one publish: the file appears with its status and everything before it at once
   });
 }
 
 void RunRecorder::flush() {
-  with_hdf5_errors(path_, "flush", [&] { file_->flush(H5F_SCOPE_GLOBAL); });
+  dirty_ = true;
+  if (!hold_) publish();
 }
 
 // ---- RunFileReader ----

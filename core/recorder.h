@@ -1,6 +1,6 @@
 // The HDF5 run file: one per run, everything a paper needs (schema: docs/run-file.md).
 //
-//   RunProvenance p;  p.run_id = "sst2-lora-s0"; p.method = "lora"; p.method_label = "lora r=8"; ...
+//   RunProvenance p;  p.run_id = "sst2-lora-s0"; p.method = "lora"; p.method_label = "lora-r8"; ...
 //   RunRecorder rec = RunRecorder::create(out_dir / "run.h5", p);       // status "running"
 //   rec.append_train({step, loss, lr, grad_norm, tokens_per_s});         // every log step
 //   rec.append_eval("dev", step, {{"accuracy", 0.91}});                  // every eval
@@ -9,10 +9,13 @@
 //   rec.finish(RunStatus::completed);                                     // end_time, peak memory, status
 // Resume: RunRecorder::open_for_append(path, checkpoint_step) drops rows logged after the checkpoint.
 //
-// Crash safety comes from a flush discipline, not SWMR (why: docs/run-file.md): every append_*, set_* and
-// finish call ends with H5Fflush, so after a SIGKILL the file opens and holds every row whose call returned,
-// with status still "running". The writer disables HDF5's file locking so readers can open the file while
-// the run writes. One RunRecorder per file, used from one thread.
+// Crash safety: the recorder writes a hidden working file (.run.h5.work beside run.h5) and, after every
+// append_*, set_* and finish call, publishes it: H5Fflush, copy to run.h5.publish, rename over run.h5. A
+// rename is atomic, so run.h5 is always a complete HDF5 file holding every row whose call returned (a
+// SIGKILL in the middle of an HDF5 flush can only damage the working file, which resume replaces with the
+// published copy). Readers open run.h5 at any time, during the run or after a crash; the status of a run
+// that did not finish stays "running". hold_publishing() / publish() group many appends (one copy for the
+// decomposition rows of every layer). One RunRecorder per file, used from one thread.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +66,8 @@ class RunRecorder {
   // Continues an existing file after a resume from the checkpoint at `resume_step`: rows with step >
   // resume_step are removed from every appendable group, status goes back to "running".
   static RunRecorder open_for_append(const std::string& path, int64_t resume_step);
+  // Removes the evaluation rows with step >= `step` (a run resumed after its last step evaluates again).
+  void drop_eval_rows_from(int64_t step);
 
   RunRecorder(RunRecorder&&) noexcept;
   RunRecorder& operator=(RunRecorder&&) noexcept;
@@ -88,14 +93,19 @@ class RunRecorder {
   void set_final(const std::string& split, const std::map<std::string, double>& metrics);
   // Writes end_time (now), peak_memory_bytes (this process's peak RSS) and status.
   void finish(RunStatus status);
-  void flush();
+  // Until publish(), calls write the working file only (run.h5 keeps the last published state).
+  void hold_publishing() { hold_ = true; }
+  // Flushes the working file and publishes it as run.h5; ends a hold.
+  void publish();
 
   const std::string& path() const { return path_; }
 
  private:
   RunRecorder(std::string path, std::unique_ptr<H5::H5File> file);
-  std::string path_;
-  std::unique_ptr<H5::H5File> file_;
+  void flush();  // flush, and publish unless held
+  std::string path_;  // the published run file
+  std::unique_ptr<H5::H5File> file_;  // the working file
+  bool hold_ = false, dirty_ = false;
 };
 
 // Read access to a run file (tests, `run` skipping finished runs). Opening retries briefly so that a

@@ -102,27 +102,4 @@ RunModel load_finished_run(const fs::path& run_dir) {
   return run;
 }
 
-std::map<std::string, double> evaluate_split(TaskModelImpl& model, const Task& task, const std::string& split,
-                                             const std::vector<TokenizedExample>& examples, int64_t batch_size,
-                                             int64_t pad_id) {
-  const bool was_training = model.is_training();
-  model.eval();
-  merge_all(*model.backbone);
-  BatcherOptions options;
-  options.batch_size = batch_size;
-  options.shuffle = false;
-  options.pad_id = pad_id;
-  options.label_kind = task.label_kind();
-  Batcher batches(examples, options);
-  std::vector<double> predictions;
-  predictions.reserve(examples.size());
-  while (auto batch = batches.next_in_epoch()) {
-    auto values = model.predict(*batch).contiguous();
-    predictions.insert(predictions.end(), values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
-  }
-  unmerge_all(*model.backbone);
-  if (was_training) model.train();
-  return task.score(split, examples, predictions);
-}
-
 }  // namespace peftlab

@@ -30,9 +30,4 @@ RunModel build_run_model(const RunSpec& run);
 RunSpec read_run_spec(const std::filesystem::path& run_dir);
 RunModel load_finished_run(const std::filesystem::path& run_dir);
 
-// One evaluation pass over a split with merged weights; returns the task's metrics.
-std::map<std::string, double> evaluate_split(TaskModelImpl& model, const Task& task, const std::string& split,
-                                             const std::vector<TokenizedExample>& examples, int64_t batch_size,
-                                             int64_t pad_id);
-
 }  // namespace peftlab

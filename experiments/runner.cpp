@@ -9,6 +9,7 @@
 #include <csignal>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <regex>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "core/errors.h"
 #include "core/model_io.h"
 #include "experiments/checkpoint.h"
+#include "experiments/evaluation.h"
 #include "experiments/progress.h"
 #include "experiments/schedule.h"
 #include "experiments/run_model.h"
@@ -79,17 +81,15 @@ std::string host_name() {
   return gethostname(buffer, sizeof(buffer) - 1) == 0 ? buffer : "unknown";
 }
 
-struct EvalSet {
-  std::string split;
-  std::vector<TokenizedExample> examples;
-};
-
 class Trainer {
  public:
-  Trainer(const RunSpec& run, const RunnerOptions& options) : run_(run), options_(options), dir_(run.dir) {}
+  Trainer(const RunSpec& run, const RunnerOptions& options)
+      : run_(run), options_(options), dir_(run.dir), dp_(options.parallel ? *options.parallel : single_process_) {}
 
   RunStatus run() {
-    RunLock lock(dir_);
+    // Rank 0 owns the run folder: the lock, the run file, checkpoints and predictions.
+    std::optional<RunLock> lock;
+    if (dp_.is_main()) lock.emplace(dir_);
     setup();
     return train();
   }
@@ -98,9 +98,6 @@ class Trainer {
   void setup() {
     // Model, tokenizer, task and method, each from its section of the spec.
     RunModel built = build_run_model(run_);
-    if (built.task->kind() == TaskKind::Generation)
-      throw InputError(run_.id, fmt::format("task {}: training and evaluating generation tasks is not wired into the "
-                                            "runner yet (see the issue notes)", built.task->name()));
     tokenizer_ = built.tokenizer;
     task_ = std::move(built.task);
     method_ = built.method;
@@ -111,13 +108,7 @@ class Trainer {
     train_examples_ = tokenized_split(*task_, "train", *tokenizer_);
     if (train_examples_.empty()) throw InputError(run_.id, "the training split is empty");
     auto splits = run_.eval.splits.empty() ? task_->eval_splits() : run_.eval.splits;
-    for (const auto& split : splits) {
-      task_->check_split(split);
-      auto examples = tokenized_split(*task_, split, *tokenizer_);
-      if (run_.eval.max_examples > 0 && static_cast<int64_t>(examples.size()) > run_.eval.max_examples)
-        examples.resize(run_.eval.max_examples);
-      eval_sets_.push_back({split, std::move(examples)});
-    }
+    for (const auto& split : splits) eval_sets_.push_back(load_eval_split(*task_, split, *tokenizer_, run_.eval.max_examples));
     BatcherOptions batch_options;
     batch_options.batch_size = run_.train.batch_size;
     batch_options.seed = stream_seed(run_.seed, "data");
@@ -133,6 +124,11 @@ class Trainer {
                         ? run_.train.warmup_steps
                         : static_cast<int64_t>(run_.train.warmup_ratio * static_cast<double>(total_steps_));
     build_optimizer();
+    // The same starting point on every process (adapters are seeded alike; this makes it a guarantee).
+    std::vector<torch::Tensor> trainable;
+    for (const auto& group : optimizer_->param_groups())
+      for (const auto& p : group.params()) trainable.push_back(p);
+    dp_.broadcast_from_main(trainable);
   }
 
   void remember_pretrained_weights() {
@@ -191,6 +187,7 @@ class Trainer {
   }
 
   void open_recorder(int64_t resume_step) {
+    if (!dp_.is_main()) return;  // the other processes record nothing
     const std::string file = (dir_ / "run.h5").string();
     if (resume_step >= 0) {
       recorder_ = std::make_unique<RunRecorder>(RunRecorder::open_for_append(file, resume_step));
@@ -202,11 +199,14 @@ class Trainer {
       recorder_->set_attribute("task_options", task_provenance.options);
       recorder_->set_attribute("headline_split", task_->headline_split());
       recorder_->set_attribute("experiment", run_.experiment);
+      recorder_->set_attribute("world_size", static_cast<int64_t>(dp_.world_size()));
     }
   }
 
   void record_decomposition(int64_t step) {
+    if (!recorder_) return;
     torch::NoGradGuard no_grad;
+    recorder_->hold_publishing();  // every layer's row, then one publish
     for (auto slot : model_->backbone->slots()) {
       torch::Tensor reference;
       if (slot->has_adapter()) reference = slot->weight;
@@ -215,20 +215,35 @@ class Trainer {
       recorder_->append_decomposition(slot->slot_name(), step, decomposition_stats(slot->effective_weight(), reference),
                                       run_.record.magnitudes);
     }
+    recorder_->publish();
   }
 
-  // Evaluates every eval split; returns the headline value (on the headline split, else the first).
+  // Evaluates every eval split (and the task's summary); returns the headline value (on the headline split,
+  // else the first split that has the metric).
   double evaluate_all(int64_t step, Progress& progress) {
+    auto by_split = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
     double headline = std::numeric_limits<double>::quiet_NaN();
-    for (const auto& set : eval_sets_) {
-      auto metrics = evaluate_split(*model_, *task_, set.split, set.examples, run_.eval.batch_size,
-                                    tokenizer_->pad_or_eos_id());
-      recorder_->append_eval(set.split, step, metrics);
+    for (const auto& [split, metrics] : by_split) {
+      if (recorder_) recorder_->append_eval(split, step, metrics);
       auto it = metrics.find(task_->headline_metric());
-      if (it != metrics.end() && (std::isnan(headline) || set.split == task_->headline_split())) headline = it->second;
-      progress.message(fmt::format("step {} {} {}={:.4f}", step, set.split, task_->headline_metric(), headline));
+      if (it != metrics.end() && (std::isnan(headline) || split == task_->headline_split())) headline = it->second;
     }
+    progress.message(fmt::format("step {} {} {}={:.4f}", step, task_->headline_split(), task_->headline_metric(), headline));
     return headline;
+  }
+
+  // Predictions on the task's unlabelled splits (GLUE test) into <run>/predictions/, each file whole or absent.
+  void write_predictions() {
+    const auto splits = task_->prediction_splits();
+    if (!dp_.is_main() || !run_.eval.write_predictions || splits.empty()) return;
+    const fs::path folder = dir_ / "predictions";
+    fs::create_directories(folder);
+    for (const auto& split : splits) {
+      EvalSplit data = load_eval_split(*task_, split, *tokenizer_);
+      auto result = evaluate_split(*model_, *task_, data, *tokenizer_, run_.eval.batch_size);
+      auto path = task_->write_predictions(folder, split, data.examples, result.predictions);
+      spdlog::info("{}: {} predictions written to {}", run_.id, split, path.string());
+    }
   }
 
   bool higher_is_better() const {
@@ -246,17 +261,20 @@ class Trainer {
       batcher_->seek(state.data);
       resumed = true;
     } else {
-      torch::manual_seed(stream_seed(run_.seed, "dropout"));
+      // Each process draws its own dropout masks (rank 0's stream is the one-process stream).
+      torch::manual_seed(stream_seed(run_.seed, dp_.rank() == 0 ? "dropout" : fmt::format("dropout-rank{}", dp_.rank())));
     }
     open_recorder(resumed ? state.step : -1);
+    // Killed after its last step: the final evaluation runs again, so its earlier rows go.
+    if (resumed && recorder_ && training_done(state)) recorder_->drop_eval_rows_from(state.step);
 
     Progress progress(run_.id, total_steps_, run_.record.log_every, options_.progress);
     if (!resumed && run_.record.decomposition_every > 0) record_decomposition(0);
     const bool better_high = higher_is_better();
     model_->train();
     RunStatus status = RunStatus::completed;
-    while (state.step < total_steps_) {
-      if (stop_requested.load()) {
+    while (!training_done(state)) {
+      if (dp_.any(stop_requested.load())) {
         status = RunStatus::interrupted;
         break;
       }
@@ -268,15 +286,26 @@ class Trainer {
       int64_t tokens = 0;
       for (int64_t micro = 0; micro < run_.train.grad_accum; ++micro) {
         Batch batch = batcher_->next();
-        auto loss = model_->loss(batch);
-        (loss / static_cast<double>(run_.train.grad_accum)).backward();
-        loss_sum += loss.item<double>();
-        tokens += TaskModelImpl::token_count(batch);
+        if (dp_.enabled()) {
+          auto [begin, end] = dp_.slice(batch.size());
+          batch = batch_rows(batch, begin, end);
+        }
+        // Loss sum over this process's rows over the count of the whole batch: the processes' gradients
+        // then add up to the one-process gradient of the batch mean.
+        auto terms = model_->loss_terms(batch);
+        auto totals = torch::tensor({terms.sum.item<double>(), double(terms.count),
+                                     double(TaskModelImpl::token_count(batch))}, torch::kFloat64);
+        dp_.sum(totals);
+        const double count = std::max(totals[1].item<double>(), 1.0);
+        (terms.sum / (count * static_cast<double>(run_.train.grad_accum))).backward();
+        loss_sum += totals[0].item<double>() / count;
+        tokens += static_cast<int64_t>(totals[2].item<double>());
       }
       const double loss = loss_sum / static_cast<double>(run_.train.grad_accum);
       std::vector<torch::Tensor> params;
       for (const auto& group : optimizer_->param_groups())
         for (const auto& p : group.params()) params.push_back(p);
+      dp_.sum_gradients(params);
       const double max_norm = run_.train.grad_clip > 0 ? run_.train.grad_clip : std::numeric_limits<double>::infinity();
       const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
       if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
@@ -290,7 +319,7 @@ class Trainer {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       const double tokens_per_s = seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0;
       progress.update(state.step, loss, tokens_per_s);
-      if (state.step % run_.record.log_every == 0 || state.step == total_steps_)
+      if (recorder_ && (state.step % run_.record.log_every == 0 || state.step == total_steps_))
         recorder_->append_train({state.step, loss, lr, grad_norm, tokens_per_s});
       if (run_.record.decomposition_every > 0 && state.step % run_.record.decomposition_every == 0)
         record_decomposition(state.step);
@@ -299,55 +328,65 @@ class Trainer {
         const bool improved = state.best_step < 0 || (better_high ? value > state.best_metric : value < state.best_metric);
         if (improved) {
           state.best_metric = value, state.best_step = state.step, state.evals_without_improvement = 0;
-          if (run_.train.select_best) save_weights(best, *model_);
+          if (run_.train.select_best && dp_.is_main()) save_weights(best, *model_);
         } else {
           ++state.evals_without_improvement;
         }
         if (run_.train.early_stopping_patience > 0 && state.evals_without_improvement >= run_.train.early_stopping_patience) {
           progress.message(fmt::format("early stopping at step {} (best at step {})", state.step, state.best_step));
-          save_checkpoint(checkpoint, *model_, *optimizer_, state);
+          checkpoint_now(checkpoint, state);
           break;
         }
       }
-      if (run_.train.save_every > 0 && state.step % run_.train.save_every == 0)
-        save_checkpoint(checkpoint, *model_, *optimizer_, state);
+      if (run_.train.save_every > 0 && state.step % run_.train.save_every == 0) checkpoint_now(checkpoint, state);
     }
     progress.finish();
     if (status != RunStatus::completed) {
-      if (status == RunStatus::interrupted) save_checkpoint(checkpoint, *model_, *optimizer_, state);
-      recorder_->finish(status);
+      if (status == RunStatus::interrupted) checkpoint_now(checkpoint, state);
+      if (recorder_) recorder_->finish(status);
       return status;
     }
-    save_checkpoint(checkpoint, *model_, *optimizer_, state);
+    checkpoint_now(checkpoint, state);
     // The final evaluation: the last weights, or the best evaluation's when select_best says so (only if it
     // beats the last weights' own evaluation, which is computed here).
     double final_value = evaluate_all(state.step, progress);
     const bool best_is_better = state.best_step >= 0 &&
                                 (better_high ? state.best_metric > final_value : state.best_metric < final_value);
-    if (run_.train.select_best && best_is_better && fs::exists(best)) {
-      load_weights(best, *model_);
-      recorder_->set_attribute("selected_step", state.best_step);
-    } else {
-      recorder_->set_attribute("selected_step", state.step);
-    }
+    const bool use_best = run_.train.select_best && best_is_better && fs::exists(best);
+    if (use_best) load_weights(best, *model_);
+    auto final_metrics = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
+    if (!recorder_) return RunStatus::completed;
+    recorder_->set_attribute("selected_step", use_best ? state.best_step : state.step);
     save_weights(dir_ / "adapter.pt", *model_);
-    for (const auto& set : eval_sets_)
-      recorder_->set_final(set.split, evaluate_split(*model_, *task_, set.split, set.examples, run_.eval.batch_size,
-                                                     tokenizer_->pad_or_eos_id()));
+    for (const auto& [split, metrics] : final_metrics) recorder_->set_final(split, metrics);
+    write_predictions();
     recorder_->finish(RunStatus::completed);
     return RunStatus::completed;
+  }
+
+  // All steps taken, or stopped early (also true of a checkpoint written when it stopped early).
+  bool training_done(const TrainingState& state) const {
+    return state.step >= total_steps_ || (run_.train.early_stopping_patience > 0 &&
+                                          state.evals_without_improvement >= run_.train.early_stopping_patience);
+  }
+
+  // Rank 0 writes the checkpoint (every process holds the same weights and optimizer state).
+  void checkpoint_now(const fs::path& file, const TrainingState& state) {
+    if (dp_.is_main()) save_checkpoint(file, *model_, *optimizer_, state);
   }
 
   const RunSpec& run_;
   RunnerOptions options_;
   fs::path dir_;
+  DataParallel single_process_;
+  const DataParallel& dp_;
   std::shared_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Task> task_;
   std::shared_ptr<Method> method_;
   TaskModel model_{nullptr};
   std::map<std::string, torch::Tensor> pretrained_;
   std::vector<TokenizedExample> train_examples_;
-  std::vector<EvalSet> eval_sets_;
+  std::vector<EvalSplit> eval_sets_;
   std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<RunRecorder> recorder_;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/recorder.h"
+#include "experiments/distributed.h"
 #include "experiments/sweep.h"
 
 namespace peftlab {
@@ -15,6 +16,7 @@ struct RunnerOptions {
   bool resume = false;       // continue from <run dir>/checkpoint.pt when there is one
   bool progress = true;      // progress bar / periodic lines on stderr
   int threads = 0;           // recorded in provenance (the process has set LibTorch's count)
+  const DataParallel* parallel = nullptr;  // data-parallel group of this process; null: one process
 };
 
 // Runs `run` in run.dir; returns the final status written to the run file. A second process on the same

@@ -265,6 +265,7 @@ EvalConfig read_eval(Options& o) {
   std::set<std::string> seen;
   for (const auto& s : e.splits)
     if (!seen.insert(s).second) bad_value(o, "splits", fmt::format("split '{}' is listed twice", s));
+  e.write_predictions = o.get<bool>("write_predictions", e.write_predictions);
   o.finish();
   return e;
 }
@@ -330,6 +331,7 @@ YAML::Node to_node(const EvalConfig& e) {
   for (const auto& s : e.splits) splits.push_back(s);
   splits.SetStyle(YAML::EmitterStyle::Flow);
   n["splits"] = splits;
+  n["write_predictions"] = e.write_predictions;
   return n;
 }
 

@@ -117,6 +117,7 @@ struct EvalConfig {
   int64_t batch_size = 32;
   int64_t max_examples = 0;         // per split; 0: all (the first N examples in file order otherwise)
   std::vector<std::string> splits;  // empty: the task's default evaluation splits
+  bool write_predictions = true;    // a finished run writes its predictions on unlabelled splits (GLUE test)
 };
 
 struct RecordConfig {

@@ -31,15 +31,23 @@ torch::Tensor TaskModelImpl::token_nll(const Batch& batch) {
 }
 
 torch::Tensor TaskModelImpl::loss(const Batch& batch) {
+  LossTerms terms = loss_terms(batch);
+  return terms.sum / double(std::max<int64_t>(terms.count, 1));
+}
+
+TaskModelImpl::LossTerms TaskModelImpl::loss_terms(const Batch& batch) {
   switch (kind_) {
     case TaskKind::Classification:
-      return F::cross_entropy(head_output(batch).to(torch::kFloat32), batch.labels);
+      return {F::cross_entropy(head_output(batch).to(torch::kFloat32), batch.labels,
+                               F::CrossEntropyFuncOptions().reduction(torch::kSum)),
+              batch.size()};
     case TaskKind::Regression:
-      return F::mse_loss(head_output(batch).squeeze(-1).to(torch::kFloat32), batch.labels.to(torch::kFloat32));
+      return {F::mse_loss(head_output(batch).squeeze(-1).to(torch::kFloat32), batch.labels.to(torch::kFloat32),
+                          F::MSELossFuncOptions().reduction(torch::kSum)),
+              batch.size()};
     default: {
-      auto nll = token_nll(batch);
-      auto counted = (batch.labels.narrow(1, 1, batch.labels.size(1) - 1) != kIgnoreIndex).sum();
-      return nll.sum() / counted.clamp_min(1);
+      auto counted = (batch.labels.narrow(1, 1, batch.labels.size(1) - 1) != kIgnoreIndex).sum().item<int64_t>();
+      return {token_nll(batch).sum(), counted};
     }
   }
 }

@@ -19,6 +19,13 @@ class TaskModelImpl : public torch::nn::Module {
   // Mean loss over the batch: cross-entropy (classification), MSE (regression), token cross-entropy over
   // positions whose label is not -100 (LM and generation tasks; logits at t predict labels at t+1).
   torch::Tensor loss(const Batch& batch);
+  // The same loss as a sum and the number of terms it sums (examples, or target tokens), so that slices of
+  // a batch on several processes add up to the whole batch's mean: loss = sum / count.
+  struct LossTerms {
+    torch::Tensor sum;
+    int64_t count = 0;
+  };
+  LossTerms loss_terms(const Batch& batch);
   // Per-example values Task::score expects: class index, regression value, or summed token NLL (nats).
   torch::Tensor predict(const Batch& batch);
   // Number of target tokens the loss covers (for tokens/s accounting, all tokens otherwise).

@@ -15,9 +15,11 @@
 
 #include "core/adaptable_linear.h"
 #include "core/options.h"
-#include "methods/adapters.h"
 
 namespace peftlab {
+
+// How LoRA's A is drawn: nn.Linear's Kaiming-uniform (PEFT's default) or Gaussian N(0, 1/r).
+enum class InitA { kaiming_uniform, gaussian };
 
 // A per-module rank/alpha override: applies to slots whose full name matches `pattern` as PEFT's
 // rank_pattern does, i.e. the whole name matches "(.*\.)?(pattern)". The first matching override wins.

@@ -1,7 +1,10 @@
 #include "methods/registry.h"
 
 #include "core/suggest.h"
-#include "methods/builtin_methods.h"
+#include "methods/bora.h"
+#include "methods/dora.h"
+#include "methods/full.h"
+#include "methods/lora.h"
 
 namespace peftlab {
 

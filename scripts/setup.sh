@@ -9,6 +9,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp          # without OpenBLAS, libtorch falls back to the reference BLAS (~30x slower)
   libsentencepiece-dev libyaml-cpp-dev libhdf5-dev libfmt-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libssl-dev libgtest-dev
+  libgloo-dev                              # headers for torch c10d ProcessGroupGloo (data-parallel runs)
   python3 python3-matplotlib python3-h5py python3-numpy   # analysis: tables and figures from run files
   clang libclang-rt-14-dev                                 # fuzz/ (libFuzzer, sanitizers): docs/fuzzing.md
 )

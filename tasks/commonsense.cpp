@@ -236,23 +236,33 @@ std::string CommonsenseTask::format_options() const {
 }
 
 std::vector<Metric> CommonsenseTask::metrics(const std::string& split) const {
+  // "accuracy" is the generate protocol's when it runs; with protocol both the evaluator adds
+  // loglik_accuracy from its second pass (experiments/evaluation.cpp).
+  if (protocol_ == EvalProtocol::LogLikelihood) return {metric_by_name("accuracy")};
   return {metric_by_name("accuracy"), metric_by_name("no_match_rate")};
+}
+
+std::string CommonsenseTask::headline_split() const {
+  return eval_sets_.size() > 1 ? summary_split() : eval_sets_.at(0);
 }
 
 std::map<std::string, double> CommonsenseTask::summarize(
     const std::map<std::string, std::map<std::string, double>>& by_split) const {
-  double accuracy_sum = 0, no_match_sum = 0;
+  std::map<std::string, double> sums;
+  std::map<std::string, int> counts;
   int sets = 0;
   for (const auto& set : eval_sets_) {
     auto it = by_split.find(set);
     if (it == by_split.end()) continue;
-    accuracy_sum += it->second.count("accuracy") ? it->second.at("accuracy") : std::nan("");
-    no_match_sum += it->second.count("no_match_rate") ? it->second.at("no_match_rate") : std::nan("");
     ++sets;
+    for (const auto& [metric, value] : it->second) sums[metric] += value, ++counts[metric];
   }
   if (sets == 0) return {};
-  return {{"average_accuracy", accuracy_sum / sets}, {"average_no_match_rate", no_match_sum / sets},
-          {"sets", double(sets)}};
+  std::map<std::string, double> out;
+  // A metric missing from some set has no honest mean: NaN.
+  for (const auto& [metric, sum] : sums) out[metric] = counts[metric] == sets ? sum / sets : std::nan("");
+  out["sets"] = sets;
+  return out;
 }
 
 double CommonsenseTask::prediction_from_reply(const std::string& set, const std::string& reply) const {

@@ -36,16 +36,6 @@ std::optional<std::string> extract_answer(const std::string& set, const std::str
 // (commonsense_evaluate.py's `split("### Response:")[-1].strip()`).
 std::string response_text(const std::string& decoded);
 
-// A candidate answer for the log-likelihood protocol: the eval prompt followed by "the correct answer is
-// <name>" (the training responses' form). Score the tokens from continuation_start to the end.
-struct CandidateSequence {
-  std::vector<int32_t> input_ids;
-  int64_t continuation_start = 0;
-  int64_t answer_index = 0;  // index in answer_names(set)
-};
-
-enum class EvalProtocol { Generate, LogLikelihood, Both };
-
 // Options (besides name, max_seq_len = LLM-Adapters' cutoff_len, default 256, max_train_examples,
 // max_eval_examples): train_sets (default boolq ARC-Easy ARC-Challenge openbookqa, the train sets available
 // here) or train_files (paths, e.g. commonsense_170k.json); eval_sets (default all eight); data_dir
@@ -57,7 +47,7 @@ enum class EvalProtocol { Generate, LogLikelihood, Both };
 // Tokenised train examples: BOS + train prompt + EOS (EOS as finetune.py adds it: when the text fits in
 // max_seq_len), labels = input_ids, the prompt part -100 unless train_on_inputs. Tokenised eval examples:
 // BOS + eval prompt (not truncated), class_label = index of the gold answer in answer_names(set).
-class CommonsenseTask : public Task {
+class CommonsenseTask : public Task, public TextAnswerTask {
  public:
   CommonsenseTask(const std::string& name, Options& options, std::vector<std::string> default_train_sets,
                   std::vector<std::string> default_eval_sets);
@@ -73,20 +63,28 @@ class CommonsenseTask : public Task {
   std::string format_options() const override;
   std::vector<Metric> metrics(const std::string& split) const override;
   std::string headline_metric() const override { return "accuracy"; }
-  // average_accuracy (and average_no_match_rate) over the sets present in by_split.
+  // With several sets the headline is their mean (split "average"), as the DoRA paper's Avg column.
+  std::string headline_split() const override;
+  // Each metric's mean over the sets present in by_split (accuracy, no_match_rate, loglik_accuracy), and
+  // "sets": how many were averaged.
   std::map<std::string, double> summarize(
       const std::map<std::string, std::map<std::string, double>>& by_split) const override;
 
   // The prediction value for Task::score from a generated reply: the extracted answer's index in
   // answer_names(set), -1 when none is found.
   double prediction_from_reply(const std::string& set, const std::string& reply) const;
-  // One sequence per answer the record offers (its "Answer format:" line, else all of answer_names(set)).
-  std::vector<CandidateSequence> candidates(const Example& example, const Tokenizer& tokenizer) const;
+  double prediction_from_reply(const Example& example, const std::string& reply) const override {
+    return prediction_from_reply(example.set, reply);
+  }
+  std::string reply_of(const std::string& decoded) const override { return response_text(decoded); }
+  // One sequence per answer the record offers (its "Answer format:" line, else all of answer_names(set)):
+  // the eval prompt followed by "the correct answer is <name>" (the training responses' form).
+  std::vector<CandidateSequence> candidates(const Example& example, const Tokenizer& tokenizer) const override;
 
-  EvalProtocol protocol() const { return protocol_; }
+  EvalProtocol protocol() const override { return protocol_; }
   bool train_on_inputs() const { return train_on_inputs_; }
-  int64_t num_beams() const { return num_beams_; }
-  int64_t max_new_tokens() const { return max_new_tokens_; }
+  int64_t num_beams() const override { return num_beams_; }
+  int64_t max_new_tokens() const override { return max_new_tokens_; }
 
  private:
   std::vector<std::string> train_sets_, eval_sets_;

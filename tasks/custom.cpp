@@ -111,7 +111,11 @@ class CustomTask : public SentenceTask {
     for (size_t c = 0; c < table.header.size(); ++c)
       if (table.header[c] == label_field_) label = long(c);
     if (label < 0 && split != "test") table.column(label_field_);  // throws, naming the file and its columns
-    long id = id_field_.empty() ? -1 : long(table.column(id_field_));
+    // Ids matter for predictions (test); a split without the id column numbers its rows.
+    long id = -1;
+    for (size_t c = 0; c < table.header.size(); ++c)
+      if (!id_field_.empty() && table.header[c] == id_field_) id = long(c);
+    if (id < 0 && !id_field_.empty() && split == "test") table.column(id_field_);  // throws, naming the file
     return limit(split, examples_from_table(table, text_columns, label, id));
   }
 

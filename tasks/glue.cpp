@@ -110,6 +110,13 @@ class GlueTask : public SentenceTask {
   }
   std::vector<std::string> eval_splits() const override { return spec_.eval_splits; }
   std::vector<fs::path> files(const std::string& split) const override { return {data_dir_ / layout(split).file}; }
+  // GLUE's test labels are private: predictions go to the benchmark's server under its file names.
+  fs::path write_predictions(const fs::path& dir, const std::string& split, const std::vector<Example>& examples,
+                             const std::vector<double>& predictions) const override {
+    fs::path path = dir / glue_submission_file_name(name_, split);
+    write_glue_submission(path, *this, examples, predictions);
+    return path;
+  }
   std::string format_options() const override { return sentence_format_options(); }
 
   std::vector<Example> load(const std::string& split) const override {
@@ -148,24 +155,7 @@ std::string glue_submission_file_name(const std::string& task, const std::string
 
 void write_glue_submission(const fs::path& path, const Task& task, const std::vector<Example>& examples,
                            const std::vector<double>& predictions) {
-  if (examples.size() != predictions.size())
-    throw std::invalid_argument(fmt::format("write_glue_submission: {} predictions for {} examples",
-                                            predictions.size(), examples.size()));
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) input_error(path.string(), "cannot write the submission file");
-  out << "index\tprediction\n";
-  const auto labels = task.label_names();
-  for (size_t i = 0; i < examples.size(); ++i) {
-    if (task.kind() == TaskKind::Regression) {
-      out << examples[i].id << '\t' << fmt::format("{:.3f}", predictions[i]) << '\n';
-      continue;
-    }
-    auto index = int64_t(predictions[i]);
-    if (index < 0 || index >= int64_t(labels.size()) || double(index) != predictions[i])
-      throw std::invalid_argument(fmt::format("write_glue_submission: prediction {} is not a class index", predictions[i]));
-    out << examples[i].id << '\t' << labels[size_t(index)] << '\n';
-  }
-  if (!out) input_error(path.string(), "cannot write the submission file");
+  write_prediction_table(path, task, examples, predictions);  // GLUE's layout is the generic one
 }
 
 void builtin::add_glue_tasks(std::map<std::string, TaskFactory>& registry) {

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <fstream>
+
 #include "core/checksum.h"
+#include "core/errors.h"
 #include "core/suggest.h"
 #include "tasks/builtin.h"
 
@@ -69,6 +73,53 @@ std::map<std::string, double> Task::score(const std::string& split, const std::v
   std::map<std::string, double> out;
   for (const auto& metric : metrics(split)) out[metric.name] = metric.aggregate(predictions, references);
   return out;
+}
+
+std::vector<std::string> Task::prediction_splits() const {
+  const auto labelled = eval_splits();
+  std::vector<std::string> out;
+  for (const auto& split : splits()) {
+    if (split == "train" || std::find(labelled.begin(), labelled.end(), split) != labelled.end()) continue;
+    const auto paths = files(split);
+    if (!paths.empty() && std::all_of(paths.begin(), paths.end(), [](const auto& p) { return std::filesystem::exists(p); }))
+      out.push_back(split);
+  }
+  return out;
+}
+
+std::filesystem::path Task::write_predictions(const std::filesystem::path& dir, const std::string& split,
+                                             const std::vector<Example>& examples,
+                                             const std::vector<double>& predictions) const {
+  auto path = dir / (split + ".tsv");
+  write_prediction_table(path, *this, examples, predictions);
+  return path;
+}
+
+void write_prediction_table(const std::filesystem::path& path, const Task& task, const std::vector<Example>& examples,
+                            const std::vector<double>& predictions) {
+  if (examples.size() != predictions.size())
+    throw std::invalid_argument(fmt::format("write_prediction_table: {} predictions for {} examples",
+                                            predictions.size(), examples.size()));
+  if (task.kind() != TaskKind::Classification && task.kind() != TaskKind::Regression)
+    throw std::logic_error("write_prediction_table: task " + task.name() + " has no per-example labels to write");
+  const auto partial = std::filesystem::path(path.string() + ".partial");
+  std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+  if (!out) throw InputError(path.string(), "cannot write the predictions file");
+  out << "index\tprediction\n";
+  const auto labels = task.label_names();
+  for (size_t i = 0; i < examples.size(); ++i) {
+    if (task.kind() == TaskKind::Regression) {
+      out << examples[i].id << '\t' << fmt::format("{:.3f}", predictions[i]) << '\n';
+      continue;
+    }
+    auto index = int64_t(predictions[i]);
+    if (index < 0 || index >= int64_t(labels.size()) || double(index) != predictions[i])
+      throw std::invalid_argument(fmt::format("write_prediction_table: prediction {} is not a class index", predictions[i]));
+    out << examples[i].id << '\t' << labels[size_t(index)] << '\n';
+  }
+  out.close();
+  if (!out) throw InputError(path.string(), "cannot write the predictions file (disk full?)");
+  std::filesystem::rename(partial, path);
 }
 
 TaskProvenance Task::provenance() const {

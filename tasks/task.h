@@ -113,11 +113,22 @@ class Task {
   // References come from the tokenised examples (class_label, target, labels, byte_count).
   virtual std::map<std::string, double> score(const std::string& split, const std::vector<TokenizedExample>& examples,
                                               const std::vector<double>& predictions) const;
-  // Summary over the eval splits (e.g. commonsense's average accuracy over its sets); by default none.
+  // Summary over the eval splits (e.g. commonsense's mean accuracy over its sets), recorded as the split
+  // summary_split(); by default none.
   virtual std::map<std::string, double> summarize(
       const std::map<std::string, std::map<std::string, double>>& by_split) const {
     return {};
   }
+  static constexpr const char* summary_split() { return "average"; }
+
+  // Unlabelled splits whose predictions a finished run writes out: by default the splits other than train
+  // and eval_splits() whose files are all present (GLUE's and custom tasks' test splits).
+  virtual std::vector<std::string> prediction_splits() const;
+  // Writes a split's predictions (`examples` and `predictions` as for score, in split order) into folder
+  // `dir`; returns the file. By default <split>.tsv by write_prediction_table (GLUE: its submission names).
+  virtual std::filesystem::path write_predictions(const std::filesystem::path& dir, const std::string& split,
+                                                  const std::vector<Example>& examples,
+                                                  const std::vector<double>& predictions) const;
 
   // Name, version, kind, options, and every data file of every split with its SHA-256.
   TaskProvenance provenance() const;
@@ -133,6 +144,40 @@ class Task {
   int64_t max_seq_len_ = 128;
   int64_t max_train_examples_ = 0;
   int64_t max_eval_examples_ = 0;
+};
+
+// Predictions in the GLUE submission layout: a header "index\tprediction", then one row per example with its
+// id and the predicted label name (regression: the value with three decimals). Written to a temporary name
+// and renamed: the file is whole or absent.
+void write_prediction_table(const std::filesystem::path& path, const Task& task, const std::vector<Example>& examples,
+                            const std::vector<double>& predictions);
+
+// ---- tasks answered in text ---------------------------------------------------------------------------------
+
+// How a Generation task's eval examples are answered: generate a reply and extract the answer from it, or
+// score each candidate answer's log-likelihood and take the best, or both (both recorded).
+enum class EvalProtocol { Generate, LogLikelihood, Both };
+
+// A candidate answer for the log-likelihood protocol: score tokens continuation_start.. of input_ids.
+struct CandidateSequence {
+  std::vector<int32_t> input_ids;
+  int64_t continuation_start = 0;
+  int64_t answer_index = 0;  // the prediction value this candidate stands for (see Task::score)
+};
+
+// What the evaluator needs from a Generation task (implemented by CommonsenseTask next to Task).
+class TextAnswerTask {
+ public:
+  virtual ~TextAnswerTask() = default;
+  virtual EvalProtocol protocol() const = 0;
+  virtual int64_t num_beams() const = 0;       // 1: greedy
+  virtual int64_t max_new_tokens() const = 0;
+  // The prediction value (Task::score) for a generated reply to `example`; -1 when it holds no answer.
+  virtual double prediction_from_reply(const Example& example, const std::string& reply) const = 0;
+  // The reply part of the decoded prompt + generation.
+  virtual std::string reply_of(const std::string& decoded) const = 0;
+  // One sequence per answer `example` offers.
+  virtual std::vector<CandidateSequence> candidates(const Example& example, const Tokenizer& tokenizer) const = 0;
 };
 
 // ---- registry ----------------------------------------------------------------------------------------------

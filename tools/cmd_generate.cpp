@@ -5,6 +5,8 @@
 #include "core/generate.h"
 #include "core/model_io.h"
 #include "core/runtime.h"
+#include "methods/adaptation.h"
+#include "methods/peft_format.h"
 #include "tools/cli.h"
 #include "tools/model_loading.h"
 
@@ -13,7 +15,8 @@ namespace {
 
 struct GenerateArgs {
   ModelArgs model;
-  std::string prompt;
+  std::string prompt, adapter;
+  int64_t num_beams = 1;
   GenerationOptions generation;
 };
 
@@ -25,12 +28,23 @@ std::function<int()> setup_generate(CLI::App& cmd) {
   cmd.add_option("--temperature", args->generation.temperature, "0 for greedy decoding")->check(CLI::NonNegativeNumber);
   cmd.add_option("--top-p", args->generation.top_p, "Nucleus sampling mass")->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--seed", args->generation.seed, "Sampling seed");
+  cmd.add_option("--num-beams", args->num_beams, "Beam search with this many beams (1: no beam search)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--adapter", args->adapter, "An exported adapter folder (PEFT layout) to attach to the model");
   return [args] {
     LoadedModel loaded = load_model_for_cli(args->model);
+    if (!args->adapter.empty()) {
+      load_peft_adapter(*loaded.model, args->adapter);
+      merge_all(*loaded.model);
+    }
     auto prompt = loaded.tokenizer->encode(args->prompt, /*add_bos=*/true);
     // llama2.c's convention: a story ends at BOS (the start of the next one) or EOS.
     args->generation.stop_ids = {loaded.tokenizer->bos_id(), loaded.tokenizer->eos_id()};
-    auto tokens = generate(*loaded.model, prompt, args->generation);
+    if (args->num_beams > 1 && args->generation.temperature > 0)
+      throw InputError("--num-beams", "beam search is deterministic: use it with --temperature 0");
+    auto tokens = args->num_beams > 1 ? beam_search(*loaded.model, prompt, args->num_beams,
+                                                    args->generation.max_new_tokens, args->generation.stop_ids)
+                                      : generate(*loaded.model, prompt, args->generation);
     std::vector<int> all(prompt.begin(), prompt.end());
     all.insert(all.end(), tokens.begin(), tokens.end());
     std::cout << loaded.tokenizer->decode(all) << std::endl;

@@ -1,6 +1,9 @@
 // peftlab run: every run of a spec (or one shard of them), sequentially or as parallel jobs, skipping runs
 // that already completed; then the comparison table.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,7 +30,7 @@ struct RunArgs {
   std::string spec;
   std::vector<std::string> overrides;
   std::string out;
-  int jobs = 1;
+  int jobs = 1, nproc = 1;
   bool resume = false, force = false, no_table = false;
   std::string shard;
   std::vector<std::string> only;  // run ids (used by --jobs for its child processes)
@@ -66,13 +69,59 @@ std::vector<std::string> child_command(const RunArgs& args, const std::vector<st
   return argv;
 }
 
-pid_t spawn(const std::vector<std::string>& command) {
+// Starts `command` with this process's environment plus `extra_env` ("NAME=value").
+pid_t spawn(const std::vector<std::string>& command, const std::vector<std::string>& extra_env = {}) {
   std::vector<char*> argv;
   for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  for (const auto& e : extra_env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) throw std::runtime_error("cannot start a job");
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) != 0) throw std::runtime_error("cannot start a job");
   return pid;
+}
+
+int wait_all(const std::vector<pid_t>& children) {
+  int worst = 0;
+  for (pid_t child : children) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    worst = std::max(worst, WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  }
+  return worst;
+}
+
+// A TCP port free on this machine now (the kernel's choice for port 0), for the rendezvous of --nproc.
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0)
+    throw std::runtime_error("cannot find a free TCP port for the data-parallel rendezvous");
+  const int port = ntohs(address.sin_port);
+  close(fd);
+  return port;
+}
+
+// --nproc N: N processes of this command on this machine, one data-parallel group, threads divided.
+int run_data_parallel(const RunArgs& args, const std::vector<RunSpec>& pending) {
+  const int threads = std::max(1, (global_options().threads > 0 ? global_options().threads : hardware_threads()) / args.nproc);
+  std::vector<std::string> ids;
+  for (const auto& run : pending) ids.push_back(run.id);
+  const std::string port = std::to_string(free_port());
+  std::vector<pid_t> children;
+  for (int rank = 0; rank < args.nproc; ++rank) {
+    auto command = child_command(args, ids, threads);
+    if (global_options().quiet || rank > 0) command.insert(command.begin() + 1, "-q");
+    children.push_back(spawn(command, {"RANK=" + std::to_string(rank), "WORLD_SIZE=" + std::to_string(args.nproc),
+                                       "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}));
+  }
+  return wait_all(children);
 }
 
 // Runs the pending runs in `jobs` child processes, round-robin, each with its share of the threads.
@@ -85,14 +134,7 @@ int run_in_parallel(const RunArgs& args, const std::vector<RunSpec>& pending) {
     for (size_t k = j; k < pending.size(); k += jobs) ids.push_back(pending[k].id);
     children.push_back(spawn(child_command(args, ids, threads)));
   }
-  int worst = 0;
-  for (pid_t child : children) {
-    int status = 0;
-    waitpid(child, &status, 0);
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-    worst = std::max(worst, code);
-  }
-  return worst;
+  return wait_all(children);
 }
 
 int run_sequentially(const std::vector<RunSpec>& pending, const RunnerOptions& options) {
@@ -116,6 +158,10 @@ std::function<int()> setup_run(CLI::App& cmd) {
   cmd.add_option("--out", args->out, "Output folder (default: the spec's output.dir)");
   cmd.add_option("--jobs,-j", args->jobs, "Runs in parallel on this machine (threads divided among them)")
       ->check(CLI::PositiveNumber);
+  cmd.add_option("--nproc", args->nproc,
+                 "Train each run data-parallel in N processes on this machine (c10d Gloo; threads divided). "
+                 "An outside launcher sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT instead")
+      ->check(CLI::Range(1, 256));
   cmd.add_flag("--resume", args->resume, "Continue interrupted runs from their last checkpoint");
   cmd.add_flag("--force", args->force, "Run again even runs that completed");
   cmd.add_option("--shard", args->shard, "i/n: only the i-th of n slices of the sweep (Slurm array jobs)");
@@ -129,13 +175,23 @@ std::function<int()> setup_run(CLI::App& cmd) {
       else pending.push_back(run);
     }
     install_stop_handlers();
+    DataParallel parallel = DataParallel::from_environment();
+    if ((parallel.enabled() || args->nproc > 1) && args->jobs > 1)
+      throw InputError("--jobs", "runs in parallel (--jobs) and data-parallel runs (--nproc, WORLD_SIZE) do not mix");
+    if (parallel.enabled() && args->nproc > 1)
+      throw InputError("--nproc", "WORLD_SIZE is already set by a launcher; leave --nproc out");
     RunnerOptions options;
     options.resume = args->resume;
     options.threads = global_options().threads;
-    options.progress = !global_options().quiet;
+    options.progress = !global_options().quiet && parallel.is_main();
+    options.parallel = &parallel;
     int code = 0;
-    if (!pending.empty()) code = args->jobs > 1 ? run_in_parallel(*args, pending) : run_sequentially(pending, options);
-    if (code == 130 || args->no_table || runs.empty()) return code;
+    if (!pending.empty()) {
+      if (args->nproc > 1) code = run_data_parallel(*args, pending);
+      else if (args->jobs > 1) code = run_in_parallel(*args, pending);
+      else code = run_sequentially(pending, options);
+    }
+    if (code == 130 || args->no_table || runs.empty() || !parallel.is_main()) return code;
     std::vector<std::string> dirs;
     for (const auto& run : runs) dirs.push_back(run.dir);
     std::vector<std::string> table = {"table", "--format", "md", "--"};

@@ -109,7 +109,9 @@ TEST_P(MethodConformance, MergedEqualsUnmergedAfterPerturbation) {
   apply_method(*model, *method, 7);
   testing::perturb_adapter_parameters(*model);
   auto unmerged = logits();
-  if (!method->trains_base_weights()) EXPECT_GT(max_relative_difference(unmerged, base), 1e-3) << "perturbation had no effect";
+  if (!method->trains_base_weights()) {
+    EXPECT_GT(max_relative_difference(unmerged, base), 1e-3) << "perturbation had no effect";
+  }
   merge_all(*model);
   for (const auto& slot : model->slots()) EXPECT_EQ(slot->merged(), slot->has_adapter());
   EXPECT_LE(max_relative_difference(logits(), unmerged), 1e-5);
@@ -135,8 +137,9 @@ TEST_P(MethodConformance, OnlyAdapterAndHeadParametersGetGradients) {
     EXPECT_EQ(grad.defined(), should_train) << item.key();
     if (should_train && grad.defined()) {
       // lm_head is unused by a score head; everything else on the path gets a non-zero gradient.
-      if (item.key().rfind("lm_head", 0) != 0 && item.key().rfind("embed_tokens", 0) != 0)
+      if (item.key().rfind("lm_head", 0) != 0 && item.key().rfind("embed_tokens", 0) != 0) {
         EXPECT_GT(grad.abs().sum().item<double>(), 0) << item.key();
+      }
       ++with_grad;
     }
   }
@@ -164,8 +167,11 @@ TEST_P(MethodConformance, ParameterCountsFollowDesignFormulas) {
     EXPECT_EQ(numel, design_formula(method->name(), slot->in_features(), slot->out_features(), s.rank)) << s.slot;
     EXPECT_EQ(numel, s.trainable_params);
   }
-  for (const auto& slot : model->slots())
-    if (!slot->has_adapter()) EXPECT_FALSE(slot->weight.requires_grad());
+  for (const auto& slot : model->slots()) {
+    if (!slot->has_adapter()) {
+      EXPECT_FALSE(slot->weight.requires_grad());
+    }
+  }
 }
 
 TEST_P(MethodConformance, BoraNormInvariant) {

@@ -1,5 +1,5 @@
 // Shared helpers of the methods tests: an independent float64 reference of DESIGN.md's formulas (built
-// explicitly, step by step, without methods/adapters.h), and random perturbation of adapter parameters.
+// explicitly, step by step, without methods/lora.h, dora.h, bora.h), and random perturbation of adapter parameters.
 #pragma once
 
 #include <torch/torch.h>

@@ -87,7 +87,17 @@ TEST(CommonsenseAnswers, PredictionsAndScore) {
   EXPECT_DOUBLE_EQ(s.at("accuracy"), 0.5);        // examples 0 and 3 right; the no-match counts wrong
   EXPECT_DOUBLE_EQ(s.at("no_match_rate"), 0.25);
   auto summary = task->summarize({{"boolq", s}});
-  EXPECT_DOUBLE_EQ(summary.at("average_accuracy"), 0.5);
+  EXPECT_DOUBLE_EQ(summary.at("accuracy"), 0.5);
+  auto two = task->summarize({{"boolq", {{"accuracy", 0.5}, {"no_match_rate", 0.25}}},
+                              {"piqa", {{"accuracy", 0.75}, {"no_match_rate", 0.0}}}});
+  EXPECT_DOUBLE_EQ(two.at("accuracy"), 0.5);  // boolq only: piqa is not one of this task's sets
+  auto all = make_task_from_yaml("{name: commonsense, eval_sets: [boolq, piqa]}");
+  EXPECT_EQ(all->headline_split(), "average");
+  auto mean = all->summarize({{"boolq", {{"accuracy", 0.5}, {"no_match_rate", 0.25}}},
+                              {"piqa", {{"accuracy", 0.75}, {"no_match_rate", 0.0}}}});
+  EXPECT_DOUBLE_EQ(mean.at("accuracy"), 0.625);
+  EXPECT_DOUBLE_EQ(mean.at("no_match_rate"), 0.125);
+  EXPECT_DOUBLE_EQ(mean.at("sets"), 2);
 }
 
 TEST(CommonsenseTokens, ResponseOnlyLossAndEos) {

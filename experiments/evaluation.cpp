@@ -1,0 +1,167 @@
+#include "experiments/evaluation.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/generate.h"
+#include "methods/adaptation.h"
+
+namespace peftlab {
+
+namespace {
+
+bool is_labelled(const EvalSplit& data) {
+  return std::any_of(data.tokenized.begin(), data.tokenized.end(),
+                     [](const TokenizedExample& e) { return e.class_label >= 0 || !e.labels.empty(); });
+}
+
+// Per-example values from the model's batched predict() (class, value or summed NLL).
+std::vector<double> batched_predictions(TaskModelImpl& model, const std::vector<TokenizedExample>& examples,
+                                        LabelKind label_kind, int64_t batch_size, int64_t pad_id) {
+  BatcherOptions options;
+  options.batch_size = batch_size;
+  options.shuffle = false;
+  options.pad_id = pad_id;
+  options.label_kind = label_kind;
+  Batcher batches(examples, options);
+  std::vector<double> out;
+  out.reserve(examples.size());
+  while (auto batch = batches.next_in_epoch()) {
+    auto values = model.predict(*batch).to(torch::kCPU).contiguous();
+    out.insert(out.end(), values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+  }
+  return out;
+}
+
+// generate: the extracted answer of each example's reply (-1: none).
+std::vector<double> generated_answers(TaskModelImpl& model, const TextAnswerTask& answers, const EvalSplit& data,
+                                      const Tokenizer& tokenizer) {
+  const std::vector<int> stop_ids = {tokenizer.eos_id()};
+  // A prompt longer than the context keeps its end (the question and answer format), leaving room to reply.
+  const int64_t room = std::max<int64_t>(1, model.backbone->config().max_seq_len - answers.max_new_tokens());
+  std::vector<double> out;
+  out.reserve(data.tokenized.size());
+  for (const auto& example : data.tokenized) {
+    const size_t skip = example.input_ids.size() > size_t(room) ? example.input_ids.size() - size_t(room) : 0;
+    std::vector<int> prompt(example.input_ids.begin() + long(skip), example.input_ids.end());
+    std::vector<int> reply;
+    if (answers.num_beams() > 1) {
+      reply = beam_search(*model.backbone, prompt, answers.num_beams(), answers.max_new_tokens(), stop_ids);
+    } else {
+      GenerationOptions greedy;
+      greedy.max_new_tokens = answers.max_new_tokens();
+      greedy.stop_ids = stop_ids;
+      reply = generate(*model.backbone, prompt, greedy);
+    }
+    // As LLM-Adapters: decode prompt and reply together, keep the text after the last response marker.
+    std::vector<int> all = prompt;
+    all.insert(all.end(), reply.begin(), reply.end());
+    const Example& raw = data.examples.at(size_t(example.example_index));
+    out.push_back(answers.prediction_from_reply(raw, answers.reply_of(tokenizer.decode(all))));
+  }
+  return out;
+}
+
+// loglik: the candidate whose continuation has the highest summed log-probability (the first on ties).
+std::vector<double> loglik_answers(TaskModelImpl& model, const TextAnswerTask& answers, const EvalSplit& data,
+                                   const Tokenizer& tokenizer, int64_t batch_size) {
+  const size_t context = size_t(model.backbone->config().max_seq_len);
+  std::vector<TokenizedExample> sequences;
+  std::vector<std::pair<size_t, int64_t>> owner;  // (example, answer index) of each sequence
+  for (const auto& example : data.tokenized) {
+    const Example& raw = data.examples.at(size_t(example.example_index));
+    for (auto& candidate : answers.candidates(raw, tokenizer)) {
+      TokenizedExample s;
+      // Longer than the context: the left end goes (lm-evaluation-harness' rule), the continuation stays.
+      const size_t skip = candidate.input_ids.size() > context ? candidate.input_ids.size() - context : 0;
+      s.input_ids.assign(candidate.input_ids.begin() + long(skip), candidate.input_ids.end());
+      s.labels = s.input_ids;
+      const int64_t start = std::max<int64_t>(1, candidate.continuation_start - int64_t(skip));
+      std::fill(s.labels.begin(), s.labels.begin() + std::min<int64_t>(start, int64_t(s.labels.size())), -100);
+      s.example_index = int64_t(sequences.size());
+      sequences.push_back(std::move(s));
+      owner.emplace_back(size_t(&example - data.tokenized.data()), candidate.answer_index);
+    }
+  }
+  const auto nll = batched_predictions(model, sequences, LabelKind::Tokens, batch_size, tokenizer.pad_or_eos_id());
+  std::vector<double> best_nll(data.tokenized.size(), std::numeric_limits<double>::infinity());
+  std::vector<double> out(data.tokenized.size(), -1);
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    auto [example, answer] = owner[i];
+    if (nll[i] < best_nll[example]) best_nll[example] = nll[i], out[example] = double(answer);
+  }
+  return out;
+}
+
+SplitEvaluation evaluate_text_answers(TaskModelImpl& model, const Task& task, const TextAnswerTask& answers,
+                                      const EvalSplit& data, const Tokenizer& tokenizer, int64_t batch_size) {
+  SplitEvaluation result;
+  const EvalProtocol protocol = answers.protocol();
+  if (protocol == EvalProtocol::LogLikelihood) {
+    result.predictions = loglik_answers(model, answers, data, tokenizer, batch_size);
+  } else {
+    result.predictions = generated_answers(model, answers, data, tokenizer);
+  }
+  if (!is_labelled(data)) return result;
+  result.metrics = task.score(data.split, data.tokenized, result.predictions);
+  if (protocol == EvalProtocol::Both) {
+    auto loglik = task.score(data.split, data.tokenized, loglik_answers(model, answers, data, tokenizer, batch_size));
+    result.metrics["loglik_accuracy"] = loglik.at("accuracy");
+  }
+  return result;
+}
+
+}  // namespace
+
+EvalSplit load_eval_split(const Task& task, const std::string& split, const Tokenizer& tokenizer, int64_t max_examples) {
+  task.check_split(split);
+  EvalSplit out;
+  out.split = split;
+  out.examples = task.load(split);
+  out.tokenized = tokenized_split(task, split, tokenizer);
+  if (out.examples.size() != out.tokenized.size())
+    throw std::logic_error(task.name() + " " + split + ": examples and tokenised examples differ in number");
+  if (max_examples > 0 && int64_t(out.examples.size()) > max_examples) {
+    out.examples.resize(size_t(max_examples));
+    out.tokenized.resize(size_t(max_examples));
+  }
+  return out;
+}
+
+SplitEvaluation evaluate_split(TaskModelImpl& model, const Task& task, const EvalSplit& data, const Tokenizer& tokenizer,
+                               int64_t batch_size) {
+  const bool was_training = model.is_training();
+  model.eval();
+  merge_all(*model.backbone);
+  SplitEvaluation result;
+  try {
+    if (task.kind() == TaskKind::Generation) {
+      const auto* answers = dynamic_cast<const TextAnswerTask*>(&task);
+      if (answers == nullptr) throw std::logic_error("generation task " + task.name() + " is not a TextAnswerTask");
+      result = evaluate_text_answers(model, task, *answers, data, tokenizer, batch_size);
+    } else {
+      result.predictions =
+          batched_predictions(model, data.tokenized, task.label_kind(), batch_size, tokenizer.pad_or_eos_id());
+      if (is_labelled(data)) result.metrics = task.score(data.split, data.tokenized, result.predictions);
+    }
+  } catch (...) {
+    unmerge_all(*model.backbone);
+    if (was_training) model.train();
+    throw;
+  }
+  unmerge_all(*model.backbone);
+  if (was_training) model.train();
+  return result;
+}
+
+std::map<std::string, std::map<std::string, double>> evaluate_splits(TaskModelImpl& model, const Task& task,
+                                                                     const std::vector<EvalSplit>& splits,
+                                                                     const Tokenizer& tokenizer, int64_t batch_size) {
+  std::map<std::string, std::map<std::string, double>> out;
+  for (const auto& data : splits) out[data.split] = evaluate_split(model, task, data, tokenizer, batch_size).metrics;
+  auto summary = task.summarize(out);
+  if (!summary.empty()) out[Task::summary_split()] = std::move(summary);
+  return out;
+}
+
+}  // namespace peftlab

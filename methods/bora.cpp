@@ -1,0 +1,76 @@
+#include "methods/bora.h"
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+
+namespace peftlab {
+
+BoraDivisors bora_divisors(const torch::Tensor& V, const torch::Tensor& m_out, const torch::Tensor& m_in,
+                           BoraOrder order) {
+  BoraDivisors d;
+  if (order == BoraOrder::out_first) {
+    d.row = V.norm(2, {1});
+    d.col = (V * (m_out / d.row).unsqueeze(1)).norm(2, {0});
+  } else {
+    d.col = V.norm(2, {0});
+    d.row = (V * (m_in / d.col).unsqueeze(0)).norm(2, {1});
+  }
+  return d;
+}
+
+BoraAdapter::BoraAdapter(const LowRankShape& shape, const torch::Tensor& base_weight, torch::Generator generator,
+                         bool detach_norms, BoraOrder order)
+    : DoraAdapter(shape, base_weight, generator, detach_norms), order_(order) {
+  torch::NoGradGuard no_grad;
+  magnitude_in = register_parameter("magnitude_in", base_weight.detach().norm(2, {0}).clone());
+}
+
+NormDivisors BoraAdapter::divisors(const torch::Tensor& V) { return bora_divisors(V, magnitude, magnitude_in, order_); }
+
+namespace {
+
+class BoraMethod : public Method {
+ public:
+  explicit BoraMethod(Options& options) {
+    read_low_rank(options, 0);
+    detach_norms_ = options.get<bool>("detach_norms", true);
+    auto order = options.get<std::string>("order", "out_first");
+    if (order == "out_first") order_ = BoraOrder::out_first;
+    else if (order == "in_first") order_ = BoraOrder::in_first;
+    else
+      throw InputError(options.file(),
+                       fmt::format("{}.order: expected 'out_first' or 'in_first', got '{}'", options.path(), order),
+                       Options::line_of(options.node()["order"]));
+  }
+  std::string name() const override { return "bora"; }
+  std::shared_ptr<Adapter> make_adapter(const SlotPlan& plan, const torch::Tensor& base_weight,
+                                        torch::Generator generator) const override {
+    return std::make_shared<BoraAdapter>(low_rank_shape(plan, options_), base_weight, generator, detach_norms_, order_);
+  }
+  int64_t adapter_parameter_count(int64_t in, int64_t out, int64_t rank) const override {
+    return rank * (in + out) + out + in;
+  }
+  nlohmann::json to_json() const override {
+    auto j = Method::to_json();
+    j["detach_norms"] = detach_norms_;
+    j["order"] = order_ == BoraOrder::out_first ? "out_first" : "in_first";
+    return j;
+  }
+
+ protected:
+  std::string default_label() const override {
+    return low_rank_label("bora", options_) + (order_ == BoraOrder::in_first ? "-in_first" : "") +
+           (detach_norms_ ? "" : "-exactnorm");
+  }
+
+ private:
+  bool detach_norms_ = true;
+  BoraOrder order_ = BoraOrder::out_first;
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_bora_method(Options& options) { return std::make_unique<BoraMethod>(options); }
+
+}  // namespace peftlab

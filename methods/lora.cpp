@@ -1,0 +1,83 @@
+#include "methods/lora.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace peftlab {
+
+LowRankShape low_rank_shape(const SlotPlan& plan, const LowRankOptions& options) {
+  LowRankShape shape;
+  shape.in_features = plan.in_features;
+  shape.out_features = plan.out_features;
+  shape.rank = plan.rank;
+  shape.scaling = plan.scaling;
+  shape.dropout = options.dropout;
+  shape.init_a = options.init_a;
+  return shape;
+}
+
+std::string low_rank_label(const std::string& name, const LowRankOptions& options) {
+  std::string label = fmt::format("{}-r{}", name, options.rank);
+  if (options.rslora) label += "-rslora";
+  if (options.init_a == InitA::gaussian) label += "-gaussian";
+  return label;
+}
+
+LoraAdapter::LoraAdapter(const LowRankShape& shape, const torch::Tensor& base_weight, torch::Generator generator)
+    : shape_(shape) {
+  if (shape.rank == 0) return;
+  auto options = base_weight.options();
+  // Drawn in float64 on the CPU from the seeded generator, then cast: the same A for every dtype and device.
+  auto a = torch::empty({shape.rank, shape.in_features}, torch::kFloat64);
+  if (shape.init_a == InitA::kaiming_uniform) {
+    // nn.Linear's default, kaiming_uniform_(a=sqrt(5)): bound = gain * sqrt(3 / fan_in) = 1 / sqrt(in).
+    double bound = 1.0 / std::sqrt(static_cast<double>(shape.in_features));
+    a.uniform_(-bound, bound, generator);
+  } else {
+    a.normal_(0.0, 1.0 / static_cast<double>(shape.rank), generator);  // PEFT's init_lora_weights="gaussian"
+  }
+  lora_A = register_parameter("lora_A", a.to(options));
+  lora_B = register_parameter("lora_B", torch::zeros({shape.out_features, shape.rank}, options));
+}
+
+torch::Tensor LoraAdapter::low_rank_path(const torch::Tensor& x) {
+  if (shape_.rank == 0) return {};
+  auto dropped = shape_.dropout > 0 ? torch::dropout(x, shape_.dropout, is_training()) : x;
+  return torch::nn::functional::linear(torch::nn::functional::linear(dropped, lora_A), lora_B) * shape_.scaling;
+}
+
+torch::Tensor LoraAdapter::direction(const torch::Tensor& base_weight) {
+  if (shape_.rank == 0) return base_weight;
+  return base_weight + torch::mm(lora_B, lora_A) * shape_.scaling;
+}
+
+torch::Tensor LoraAdapter::forward(const torch::Tensor& x, const torch::Tensor& base_weight) {
+  auto y = torch::nn::functional::linear(x, base_weight);
+  auto delta = low_rank_path(x);
+  return delta.defined() ? y + delta : y;
+}
+
+torch::Tensor LoraAdapter::merged_weight(const torch::Tensor& base_weight) { return direction(base_weight); }
+
+namespace {
+
+class LoraMethod : public Method {
+ public:
+  explicit LoraMethod(Options& options) { read_low_rank(options, 1); }
+  std::string name() const override { return "lora"; }
+  std::shared_ptr<Adapter> make_adapter(const SlotPlan& plan, const torch::Tensor& base_weight,
+                                        torch::Generator generator) const override {
+    return std::make_shared<LoraAdapter>(low_rank_shape(plan, options_), base_weight, generator);
+  }
+  int64_t adapter_parameter_count(int64_t in, int64_t out, int64_t rank) const override { return rank * (in + out); }
+
+ protected:
+  std::string default_label() const override { return low_rank_label("lora", options_); }
+};
+
+}  // namespace
+
+std::unique_ptr<Method> make_lora_method(Options& options) { return std::make_unique<LoraMethod>(options); }
+
+}  // namespace peftlab

@@ -1,0 +1,52 @@
+// LoRA (Hu et al., 2021): W' = W0 + s B A with W0 (out, in) frozen, A (r, in) drawn at init, B (out, r) zero at
+// init, s = alpha / r (rsLoRA: alpha / sqrt(r)). Its adapter is also the base of DoRA's and BoRA's, which
+// share A, B, s and the dropout on the low-rank path.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "core/adaptable_linear.h"
+#include "core/options.h"
+#include "methods/method.h"
+
+namespace peftlab {
+
+// Shape and hyper-parameters of one low-rank adapter.
+struct LowRankShape {
+  int64_t in_features = 0, out_features = 0;
+  int64_t rank = 0;        // 0: no low-rank path (DoRA/BoRA's magnitude-only ablation)
+  double scaling = 1.0;    // s
+  double dropout = 0.0;
+  InitA init_a = InitA::kaiming_uniform;
+};
+LowRankShape low_rank_shape(const SlotPlan& plan, const LowRankOptions& options);
+// "lora-r8", "dora-r4-rslora", ...: the method's name and its distinguishing low-rank options.
+std::string low_rank_label(const std::string& name, const LowRankOptions& options);
+
+// y = x W0^T + s B(A(dropout(x))).
+class LoraAdapter : public Adapter {
+ public:
+  // A is drawn from `generator`; tensors take W0's dtype and device.
+  LoraAdapter(const LowRankShape& shape, const torch::Tensor& base_weight, torch::Generator generator);
+
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base_weight) override;
+  torch::Tensor merged_weight(const torch::Tensor& base_weight) override;
+
+  int64_t rank() const { return shape_.rank; }
+  double scaling() const { return shape_.scaling; }
+  torch::Tensor lora_A, lora_B;  // undefined when rank == 0
+
+ protected:
+  // s B(A(dropout(x))); an undefined tensor when rank == 0.
+  torch::Tensor low_rank_path(const torch::Tensor& x);
+  // V = W0 + s B A (W0 itself when rank == 0).
+  torch::Tensor direction(const torch::Tensor& base_weight);
+  LowRankShape shape_;
+};
+
+std::unique_ptr<Method> make_lora_method(Options& options);
+
+}  // namespace peftlab
