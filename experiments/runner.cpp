@@ -137,16 +137,11 @@ class Trainer {
   }
 
   void build_optimizer() {
-    std::vector<torch::Tensor> decay, no_decay;
-    std::vector<std::regex> patterns;
-    for (const auto& p : run_.train.no_decay) patterns.emplace_back(p);
-    for (const auto& item : model_->named_parameters()) {
-      if (!item.value().requires_grad()) continue;
-      bool excluded = false;
-      for (const auto& pattern : patterns) excluded = excluded || std::regex_search(item.key(), pattern);
-      (excluded ? no_decay : decay).push_back(item.value());
-      trainable_params_ += item.value().numel();
-    }
+    ParameterGroups trainable = trainable_parameter_groups(*model_, run_.train.no_decay);
+    const auto& decay = trainable.decay;
+    const auto& no_decay = trainable.no_decay;
+    for (const auto* list : {&decay, &no_decay})
+      for (const auto& p : *list) trainable_params_ += p.numel();
     for (const auto& p : model_->parameters()) total_params_ += p.numel();
     auto options = torch::optim::AdamWOptions(run_.train.lr)
                        .betas({run_.train.beta1, run_.train.beta2})

@@ -1,5 +1,7 @@
 #include "methods/adaptation.h"
 
+#include <regex>
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
@@ -170,11 +172,13 @@ bool is_magnitude_parameter(const std::string& name) {
   return ends_with("adapter.magnitude") || ends_with("adapter.magnitude_in");
 }
 
-ParameterGroups trainable_parameter_groups(const torch::nn::Module& model) {
+ParameterGroups trainable_parameter_groups(const torch::nn::Module& model, const std::vector<std::string>& no_decay_patterns) {
+  std::vector<std::regex> patterns(no_decay_patterns.begin(), no_decay_patterns.end());
   ParameterGroups groups;
   for (const auto& item : model.named_parameters()) {
     if (!item.value().requires_grad()) continue;
-    bool no_decay = is_magnitude_parameter(item.key()) || item.value().dim() < 2;
+    const bool no_decay = std::any_of(patterns.begin(), patterns.end(),
+                                      [&](const std::regex& p) { return std::regex_search(item.key(), p); });
     (no_decay ? groups.no_decay : groups.decay).push_back(item.value());
     (no_decay ? groups.no_decay_names : groups.decay_names).push_back(item.key());
   }

@@ -48,7 +48,10 @@ struct ParameterGroups {
   std::vector<torch::Tensor> no_decay;  // magnitude vectors; 1-D backbone parameters (norm weights)
   std::vector<std::string> decay_names, no_decay_names;
 };
-ParameterGroups trainable_parameter_groups(const torch::nn::Module& model);
+// Splits the trainable parameters for AdamW: a name matching any of `no_decay` (regex search; the spec's
+// train.no_decay) gets no weight decay. The default keeps norms, biases and magnitude vectors out.
+ParameterGroups trainable_parameter_groups(const torch::nn::Module& model,
+                                           const std::vector<std::string>& no_decay = {"norm", "bias", "magnitude"});
 
 // True for adapter magnitude vectors by their parameter name ("...adapter.magnitude", "...magnitude_in").
 bool is_magnitude_parameter(const std::string& name);
