@@ -48,6 +48,7 @@ fs::path default_tokenizer_path(const fs::path& model_path) {
 }
 
 LoadedModel load_model_and_tokenizer(const fs::path& model_path, const fs::path& tokenizer_path) {
+  if (!fs::exists(model_path)) throw InputError(model_path.string(), "no such file or folder");
   fs::path tok = tokenizer_path.empty() ? default_tokenizer_path(model_path) : tokenizer_path;
   if (tok.empty())
     throw InputError(model_path.string(), "no tokenizer found beside the model (tokenizer.model); pass --tokenizer");

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include "core/errors.h"
@@ -85,6 +86,11 @@ int main(int argc, char** argv) {
     return action ? action() : 0;
   } catch (const InputError& e) {
     std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A path the user gave that cannot be created, read or written (a file where a folder should be, no
+    // permission, a full disk): bad input, named by its path.
+    std::cerr << "error: " << e.path1().string() << ": " << e.code().message() << "\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "internal error: " << e.what() << "\n";
