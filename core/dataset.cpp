@@ -141,7 +141,12 @@ std::vector<TokenizedExample> load_or_tokenize(const CacheKey& key, const fs::pa
   // Written beside the final name and renamed, so that a reader never sees half a file (concurrent runs).
   fs::path temporary = file;
   temporary += ".tmp" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
-  write_tokenized(temporary, digest, examples);
+  try {
+    write_tokenized(temporary, digest, examples);
+  } catch (const InputError&) {  // named by the cache file, not its temporary name; no leftover
+    fs::remove(temporary, ec);
+    input_error(file.string(), "cannot write the token cache file (disk full? set PEFTLAB_CACHE elsewhere)");
+  }
   fs::rename(temporary, file, ec);
   if (ec) {
     fs::remove(temporary, ec);
