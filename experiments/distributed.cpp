@@ -82,11 +82,10 @@ void DataParallel::sum_gradients(const std::vector<torch::Tensor>& parameters) c
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     grads.push_back(p.grad());
   }
-  auto flat = torch::cat(grads.size() == 0 ? std::vector<torch::Tensor>{} : [&] {
-    std::vector<torch::Tensor> views;
-    for (const auto& g : grads) views.push_back(g.reshape({-1}));
-    return views;
-  }());
+  if (grads.empty()) return;
+  std::vector<torch::Tensor> flat_views;
+  for (const auto& g : grads) flat_views.push_back(g.reshape({-1}));
+  auto flat = torch::cat(flat_views);
   sum(flat);
   int64_t offset = 0;
   for (auto& g : grads) {

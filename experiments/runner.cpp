@@ -215,16 +215,20 @@ class Trainer {
 
   // Evaluates every eval split (and the task's summary); returns the headline value (on the headline split,
   // else the first split that has the metric).
-  double evaluate_all(int64_t step, Progress& progress) {
-    auto by_split = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
-    double headline = std::numeric_limits<double>::quiet_NaN();
+  using SplitMetrics = std::map<std::string, std::map<std::string, double>>;
+
+  // Evaluates every eval split (and the task's summary) and records the rows; `headline` gets the value on
+  // the headline split (else the first split that has the metric).
+  SplitMetrics evaluate_all(int64_t step, Progress& progress, double& headline) {
+    SplitMetrics by_split = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
+    headline = std::numeric_limits<double>::quiet_NaN();
     for (const auto& [split, metrics] : by_split) {
       if (recorder_) recorder_->append_eval(split, step, metrics);
       auto it = metrics.find(task_->headline_metric());
       if (it != metrics.end() && (std::isnan(headline) || split == task_->headline_split())) headline = it->second;
     }
     progress.message(fmt::format("step {} {} {}={:.4f}", step, task_->headline_split(), task_->headline_metric(), headline));
-    return headline;
+    return by_split;
   }
 
   // Predictions on the task's unlabelled splits (GLUE test) into <run>/predictions/, each file whole or absent.
@@ -319,7 +323,8 @@ class Trainer {
       if (run_.record.decomposition_every > 0 && state.step % run_.record.decomposition_every == 0)
         record_decomposition(state.step);
       if (run_.train.eval_every > 0 && state.step % run_.train.eval_every == 0 && state.step < total_steps_) {
-        const double value = evaluate_all(state.step, progress);
+        double value = 0;
+        evaluate_all(state.step, progress, value);
         const bool improved = state.best_step < 0 || (better_high ? value > state.best_metric : value < state.best_metric);
         if (improved) {
           state.best_metric = value, state.best_step = state.step, state.evals_without_improvement = 0;
@@ -344,12 +349,15 @@ class Trainer {
     checkpoint_now(checkpoint, state);
     // The final evaluation: the last weights, or the best evaluation's when select_best says so (only if it
     // beats the last weights' own evaluation, which is computed here).
-    double final_value = evaluate_all(state.step, progress);
+    double final_value = 0;
+    SplitMetrics final_metrics = evaluate_all(state.step, progress, final_value);
     const bool best_is_better = state.best_step >= 0 &&
                                 (better_high ? state.best_metric > final_value : state.best_metric < final_value);
     const bool use_best = run_.train.select_best && best_is_better && fs::exists(best);
-    if (use_best) load_weights(best, *model_);
-    auto final_metrics = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
+    if (use_best) {  // only then do the final metrics differ from the evaluation just made
+      load_weights(best, *model_);
+      final_metrics = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
+    }
     if (!recorder_) return RunStatus::completed;
     recorder_->set_attribute("selected_step", use_best ? state.best_step : state.step);
     save_weights(dir_ / "adapter.pt", *model_);
