@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/activation_checkpoint.h"
 #include "core/errors.h"
 
 namespace peftlab {
@@ -161,7 +162,21 @@ torch::Tensor LlamaImpl::hidden_states(const torch::Tensor& tokens, int64_t star
   auto x = embed_tokens(tokens);
   auto cos = rope_cos_.narrow(0, start_pos, T).to(x.scalar_type());
   auto sin = rope_sin_.narrow(0, start_pos, T).to(x.scalar_type());
-  for (size_t i = 0; i < layer_list_.size(); ++i) x = layer_list_[i]->forward(x, cos, sin, start_pos, cache, i);
+  const bool checkpoint = activation_checkpointing_ && cache == nullptr && torch::GradMode::is_enabled();
+  for (size_t i = 0; i < layer_list_.size(); ++i) {
+    DecoderLayer layer = layer_list_[i];
+    if (!checkpoint) {
+      x = layer->forward(x, cos, sin, start_pos, cache, i);
+      continue;
+    }
+    std::vector<torch::Tensor> trainable;
+    for (const auto& p : layer->parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    // Captured by value: the block runs again during backward, after this function has returned.
+    x = checkpointed([layer, cos, sin, start_pos, i](const torch::Tensor& in) mutable {
+      return layer->forward(in, cos, sin, start_pos, nullptr, i);
+    }, x, trainable);
+  }
   return norm(x);
 }
 

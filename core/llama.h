@@ -102,6 +102,10 @@ class LlamaImpl : public torch::nn::Module {
   std::vector<AdaptableLinear> slots() const;
   AdaptableLinear slot(const std::string& name) const;  // throws std::out_of_range
   const LlamaConfig& config() const { return config_; }
+  // Activation checkpointing (Hugging Face's gradient_checkpointing_enable): while autograd records, each
+  // decoder layer keeps only its input and runs again during backward. One more forward, far less memory.
+  void set_activation_checkpointing(bool on) { activation_checkpointing_ = on; }
+  bool activation_checkpointing() const { return activation_checkpointing_; }
   // The output projection's weight (the embedding matrix when tied).
   torch::Tensor output_weight() const { return config_.tie_embeddings ? embed_tokens->weight : lm_head->weight; }
 
@@ -117,6 +121,7 @@ class LlamaImpl : public torch::nn::Module {
   LlamaConfig config_;
   torch::Tensor rope_cos_, rope_sin_;  // (max_seq_len, head_dim/2), buffers
   std::vector<DecoderLayer> layer_list_;
+  bool activation_checkpointing_ = false;
 };
 TORCH_MODULE(Llama);
 

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
 
 namespace peftlab {
@@ -47,6 +48,15 @@ void silence_hdf5_once() {
 H5::FileAccPropList unlocked_access() {
   H5::FileAccPropList access;
   H5Pset_file_locking(access.getId(), false, true);
+  return access;
+}
+
+// The recorder's working file lives in memory (HDF5's core driver, no backing store): HDF5 itself never
+// writes to disk, so a full disk cannot leave HDF5 in the failed-write state in which closing the file
+// crashes (HDF5 1.10 segfaults in H5Fclose after a failed H5Fflush). Publishing writes the file's image.
+H5::FileAccPropList in_memory_access() {
+  H5::FileAccPropList access = unlocked_access();
+  H5Pset_fapl_core(access.getId(), 1 << 20, /*backing_store=*/false);
   return access;
 }
 
@@ -252,16 +262,6 @@ auto with_hdf5_errors(const std::string& path, const char* action, F&& body) {
 
 // ---- RunRecorder ----
 
-namespace {
-
-// The file the recorder writes; run.h5 is only ever replaced whole by a copy of it.
-std::string working_path(const std::string& published) {
-  fs::path p(published);
-  return (p.parent_path() / ("." + p.filename().string() + ".work")).string();
-}
-
-}  // namespace
-
 RunRecorder::RunRecorder(std::string path, std::unique_ptr<H5::H5File> file)
     : path_(std::move(path)), file_(std::move(file)) {}
 RunRecorder::RunRecorder(RunRecorder&&) noexcept = default;
@@ -275,22 +275,24 @@ RunRecorder::~RunRecorder() {
   }
   try {
     file_->close();
-    fs::remove(working_path(path_));
   } catch (...) {
   }
 }
 
 void RunRecorder::publish() {
   hold_ = false;
-  with_hdf5_errors(path_, "flush", [&] { file_->flush(H5F_SCOPE_GLOBAL); });
-  const std::string staged = path_ + ".publish";
-  std::error_code ec;
-  fs::copy_file(working_path(path_), staged, fs::copy_options::overwrite_existing, ec);
-  if (!ec) fs::rename(staged, path_, ec);
-  if (ec) {
-    fs::remove(staged);
-    throw InputError(path_, "cannot publish the run file: " + ec.message() + " (disk full or folder not writable?)");
-  }
+  std::vector<char> image = with_hdf5_errors(path_, "flush", [&] {
+    file_->flush(H5F_SCOPE_GLOBAL);
+    const ssize_t size = H5Fget_file_image(file_->getId(), nullptr, 0);
+    if (size < 0) throw H5::FileIException("H5Fget_file_image", "cannot size the file image");
+    std::vector<char> bytes(static_cast<size_t>(size));
+    if (H5Fget_file_image(file_->getId(), bytes.data(), bytes.size()) != size)
+      throw H5::FileIException("H5Fget_file_image", "cannot copy the file image");
+    return bytes;
+  });
+  AtomicFileWriter out(path_);  // a full disk: InputError naming run.h5, which keeps its last whole state
+  out.write(image.data(), image.size());
+  out.commit(/*durable=*/false);  // the rename guards against crashes; an fsync per row would cost too much
   dirty_ = false;
 }
 
@@ -306,8 +308,8 @@ RunRecorder RunRecorder::create(const std::string& path, const RunProvenance& p,
   }
   if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
   return with_hdf5_errors(path, "create the run file", [&] {
-    auto file = std::make_unique<H5::H5File>(working_path(path), H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT,
-                                             unlocked_access());
+    auto file = std::make_unique<H5::H5File>(path + ".work", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT,
+                                             in_memory_access());
     RunRecorder recorder(path, std::move(file));
     H5::Group root = recorder.file_->openGroup("/");
     const std::vector<std::pair<std::string, AttributeValue>> attributes = {
@@ -329,10 +331,9 @@ RunRecorder RunRecorder::open_for_append(const std::string& path, int64_t resume
   if (!fs::exists(path)) throw InputError(path, "no run file to resume");
   if (!RunFileReader(path).has_attribute("schema_version")) throw InputError(path, "not a peftlab run file");
   return with_hdf5_errors(path, "reopen the run file", [&] {
-    // The working file may have died mid-flush; the published copy is whole.
-    fs::copy_file(path, working_path(path), fs::copy_options::overwrite_existing);
-    auto file = std::make_unique<H5::H5File>(working_path(path), H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT,
-                                             unlocked_access());
+    // The published copy is whole (a kill can only have interrupted a publish's temporary file); it is read
+    // into memory and continued there.
+    auto file = std::make_unique<H5::H5File>(path, H5F_ACC_RDWR, H5::FileCreatPropList::DEFAULT, in_memory_access());
     RunRecorder recorder(path, std::move(file));
     H5::H5File& f = *recorder.file_;
     H5::Group train = open_or_create_group(f, "/train");

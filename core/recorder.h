@@ -9,11 +9,12 @@
 //   rec.finish(RunStatus::completed);                                     // end_time, peak memory, status
 // Resume: RunRecorder::open_for_append(path, checkpoint_step) drops rows logged after the checkpoint.
 //
-// Crash safety: the recorder writes a hidden working file (.run.h5.work beside run.h5) and, after every
-// append_*, set_* and finish call, publishes it: H5Fflush, copy to run.h5.publish, rename over run.h5. A
-// rename is atomic, so run.h5 is always a complete HDF5 file holding every row whose call returned (a
-// SIGKILL in the middle of an HDF5 flush can only damage the working file, which resume replaces with the
-// published copy). Readers open run.h5 at any time, during the run or after a crash; the status of a run
+// Crash safety: the recorder keeps its working file in memory (HDF5's core driver) and, after every
+// append_*, set_* and finish call, publishes it: the file's image is written to a temporary file beside
+// run.h5 and renamed over it. A rename is atomic, so run.h5 is always a complete HDF5 file holding every row
+// whose call returned (a SIGKILL mid-publish leaves only a temporary file; resume reads run.h5 back into
+// memory). A full disk fails the publish with an InputError and leaves run.h5 at its last whole state; HDF5
+// itself never meets the write error (closing a file after a failed flush crashes HDF5 1.10). Readers open run.h5 at any time, during the run or after a crash; the status of a run
 // that did not finish stays "running". hold_publishing() / publish() group many appends (one copy for the
 // decomposition rows of every layer). One RunRecorder per file, used from one thread.
 #pragma once
@@ -104,7 +105,7 @@ class RunRecorder {
   RunRecorder(std::string path, std::unique_ptr<H5::H5File> file);
   void flush();  // flush, and publish unless held
   std::string path_;  // the published run file
-  std::unique_ptr<H5::H5File> file_;  // the working file
+  std::unique_ptr<H5::H5File> file_;  // the working file (in memory)
   bool hold_ = false, dirty_ = false;
 };
 

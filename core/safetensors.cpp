@@ -18,6 +18,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
 
 // Tensor bytes are copied straight between the file (little-endian) and memory.
@@ -346,61 +347,6 @@ std::map<std::string, torch::Tensor> SafetensorsFile::load_all() const {
 
 // ---------------------------------------------------------------------------------------------- writing
 
-namespace {
-
-// A file that appears at `target` complete or not at all: written to a temporary file in the same folder,
-// fsynced, then renamed over the target. Destroyed without commit(), it removes the temporary file.
-class AtomicFileWriter {
- public:
-  explicit AtomicFileWriter(const fs::path& target) : target_(target) {
-    static std::atomic<unsigned> counter{0};
-    fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    temp_ = folder / fmt::format(".{}.tmp-{}-{}", target.filename().string(), ::getpid(), counter++);
-    fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0) input_error(target_.string(), "cannot create a temporary file in {}: {}", folder.string(),
-                             std::strerror(errno));
-  }
-  ~AtomicFileWriter() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temp_.c_str());
-  }
-  AtomicFileWriter(const AtomicFileWriter&) = delete;
-  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
-
-  void write(const void* data, std::uint64_t size) {
-    const auto* src = static_cast<const char*>(data);
-    while (size > 0) {
-      ssize_t n = ::write(fd_, src, static_cast<size_t>(std::min<std::uint64_t>(size, 1u << 30)));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) input_error(target_.string(), "cannot write: {}", std::strerror(errno));
-      src += n;
-      size -= static_cast<std::uint64_t>(n);
-    }
-  }
-
-  void commit() {
-    if (::fsync(fd_) != 0) input_error(target_.string(), "cannot write (fsync): {}", std::strerror(errno));
-    int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) input_error(target_.string(), "cannot write (close): {}", std::strerror(errno));
-    if (::rename(temp_.c_str(), target_.c_str()) != 0)
-      input_error(target_.string(), "cannot replace: {}", std::strerror(errno));
-    committed_ = true;
-    // Make the rename itself durable.
-    fs::path folder = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
-    int dir = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-      ::fsync(dir);
-      ::close(dir);
-    }
-  }
-
- private:
-  fs::path target_, temp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
-
-}  // namespace
 
 void write_safetensors(const fs::path& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {

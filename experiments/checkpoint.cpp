@@ -1,11 +1,11 @@
 #include "experiments/checkpoint.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <mutex>
+#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
 
 namespace peftlab {
@@ -21,26 +21,18 @@ std::map<std::string, torch::Tensor> trainable_parameters(torch::nn::Module& mod
 
 namespace {
 
-void fsync_path(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
-// Writes through `write` into a temporary file beside `file`, then renames it into place.
+// Serialises through `write` in memory, then writes the bytes into place atomically with every write
+// checked (a full disk is an InputError naming the checkpoint; LibTorch's own file writer would abort).
 template <typename Write>
 void write_atomically(const fs::path& file, Write write) {
   fs::create_directories(file.parent_path());
-  fs::path temporary = file;
-  temporary += ".tmp";
   torch::serialize::OutputArchive archive;
   write(archive);
-  archive.save_to(temporary.string());
-  fsync_path(temporary);
-  fs::rename(temporary, file);
-  fsync_path(file.parent_path());
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  AtomicFileWriter out(file);
+  out.write(bytes.str());
+  out.commit();
 }
 
 void write_weights(torch::serialize::OutputArchive& archive, torch::nn::Module& model) {

@@ -19,6 +19,7 @@
 #include "core/errors.h"
 #include "core/model_io.h"
 #include "experiments/checkpoint.h"
+#include "experiments/training_step.h"
 #include "experiments/evaluation.h"
 #include "experiments/progress.h"
 #include "experiments/schedule.h"
@@ -102,6 +103,7 @@ class Trainer {
     task_ = std::move(built.task);
     method_ = built.method;
     model_ = built.model;
+    model_->backbone->set_activation_checkpointing(run_.train.activation_checkpointing);
     if (method_->trains_base_weights()) remember_pretrained_weights();
 
     // Data: tokenised once (cached), then batched deterministically from the "data" stream.
@@ -125,10 +127,7 @@ class Trainer {
                         : static_cast<int64_t>(run_.train.warmup_ratio * static_cast<double>(total_steps_));
     build_optimizer();
     // The same starting point on every process (adapters are seeded alike; this makes it a guarantee).
-    std::vector<torch::Tensor> trainable;
-    for (const auto& group : optimizer_->param_groups())
-      for (const auto& p : group.params()) trainable.push_back(p);
-    dp_.broadcast_from_main(trainable);
+    dp_.broadcast_from_main(optimizer_parameters(*optimizer_));
   }
 
   void remember_pretrained_weights() {
@@ -137,24 +136,9 @@ class Trainer {
   }
 
   void build_optimizer() {
-    ParameterGroups trainable = trainable_parameter_groups(*model_, run_.train.no_decay);
-    const auto& decay = trainable.decay;
-    const auto& no_decay = trainable.no_decay;
-    for (const auto* list : {&decay, &no_decay})
-      for (const auto& p : *list) trainable_params_ += p.numel();
+    optimizer_ = make_optimizer(*model_, run_.train);
+    for (const auto& p : optimizer_parameters(*optimizer_)) trainable_params_ += p.numel();
     for (const auto& p : model_->parameters()) total_params_ += p.numel();
-    auto options = torch::optim::AdamWOptions(run_.train.lr)
-                       .betas({run_.train.beta1, run_.train.beta2})
-                       .eps(run_.train.eps)
-                       .weight_decay(run_.train.weight_decay);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    if (!decay.empty()) groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options));
-    if (!no_decay.empty()) {
-      auto without = std::make_unique<torch::optim::AdamWOptions>(options);
-      without->weight_decay(0.0);
-      groups.emplace_back(no_decay, std::move(without));
-    }
-    optimizer_ = std::make_unique<torch::optim::AdamW>(groups, options);
   }
 
   RunProvenance provenance() const {
@@ -280,39 +264,14 @@ class Trainer {
       const auto started = std::chrono::steady_clock::now();
       const double lr = run_.train.lr * lr_multiplier(run_.train.schedule, state.step, warmup_steps_, total_steps_);
       for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
-      optimizer_->zero_grad();
-      double loss_sum = 0.0;
-      int64_t tokens = 0;
-      for (int64_t micro = 0; micro < run_.train.grad_accum; ++micro) {
-        Batch batch = batcher_->next();
-        if (dp_.enabled()) {
-          auto [begin, end] = dp_.slice(batch.size());
-          batch = batch_rows(batch, begin, end);
-        }
-        // Loss sum over this process's rows over the count of the whole batch: the processes' gradients
-        // then add up to the one-process gradient of the batch mean.
-        auto terms = model_->loss_terms(batch);
-        auto totals = torch::tensor({terms.sum.item<double>(), double(terms.count),
-                                     double(TaskModelImpl::token_count(batch))}, torch::kFloat64);
-        dp_.sum(totals);
-        const double count = std::max(totals[1].item<double>(), 1.0);
-        (terms.sum / (count * static_cast<double>(run_.train.grad_accum))).backward();
-        loss_sum += totals[0].item<double>() / count;
-        tokens += static_cast<int64_t>(totals[2].item<double>());
-      }
-      const double loss = loss_sum / static_cast<double>(run_.train.grad_accum);
-      std::vector<torch::Tensor> params;
-      for (const auto& group : optimizer_->param_groups())
-        for (const auto& p : group.params()) params.push_back(p);
-      dp_.sum_gradients(params);
-      const double max_norm = run_.train.grad_clip > 0 ? run_.train.grad_clip : std::numeric_limits<double>::infinity();
-      const double grad_norm = torch::nn::utils::clip_grad_norm_(params, max_norm);
-      if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      const StepResult step = training_step(*model_, *optimizer_, [this] { return batcher_->next(); }, run_.train, dp_);
+      const double loss = step.loss, grad_norm = step.grad_norm;
+      const int64_t tokens = step.tokens;
+      if (!step.stepped) {
         progress.message(fmt::format("step {}: loss {} / gradient norm {} is not finite; stopping", state.step, loss, grad_norm));
         status = RunStatus::diverged;
         break;
       }
-      optimizer_->step();
       ++state.step;
       state.data = batcher_->position();
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

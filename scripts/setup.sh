@@ -11,6 +11,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libssl-dev libgtest-dev
   libgloo-dev                              # headers for torch c10d ProcessGroupGloo (data-parallel runs)
   python3 python3-matplotlib python3-h5py python3-numpy   # analysis: tables and figures from run files
+  python3-torch                                            # bench/reference_step.py: the PEFT-style step `peftlab bench` compares with
   clang libclang-rt-14-dev                                 # fuzz/ (libFuzzer, sanitizers): docs/fuzzing.md
 )
 

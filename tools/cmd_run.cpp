@@ -48,6 +48,10 @@ std::vector<RunSpec> selected_runs(const RunArgs& args) {
     std::vector<RunSpec> kept;
     for (auto& run : runs)
       if (std::find(args.only.begin(), args.only.end(), run.id) != args.only.end()) kept.push_back(run);
+    for (const auto& id : args.only)
+      if (std::none_of(kept.begin(), kept.end(), [&](const RunSpec& run) { return run.id == id; }))
+        throw InputError(args.spec, fmt::format("--only {}: no run of this sweep has that id (e.g. {})", id,
+                                                runs.empty() ? std::string("none") : runs.front().id));
     runs = kept;
   }
   return runs;

@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <cmath>
 #include <random>
 #include <thread>
@@ -161,6 +163,60 @@ TEST(Recorder, ReaderReportsBadFilesAsInputErrors) {
   EXPECT_THROW(RunFileReader((dir / "junk.h5").string()), InputError);
   EXPECT_THROW(RunFileReader((dir / "missing.h5").string()), InputError);
   EXPECT_THROW(RunRecorder::open_for_append((dir / "missing.h5").string(), 3), InputError);
+}
+
+// A full disk: in a forked child (the limit is per process), writes beyond a file-size limit fail with EFBIG
+// as they fail with ENOSPC on a full disk (SIGXFSZ ignored). The failing append is an InputError, the
+// recorder's destructor runs without crashing (HDF5 1.10 segfaulted closing a file whose flush had failed),
+// and run.h5 keeps every row published before the failure.
+TEST(Recorder, FullDiskFailsThePublishCleanlyAndKeepsTheLastWholeFile) {
+  TempDir dir;
+  const std::string path = (dir / "run.h5").string();
+  const std::string report = (dir / "rows.txt").string();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int code = 3;  // no InputError seen
+    {
+      signal(SIGXFSZ, SIG_IGN);
+      RunRecorder rec = RunRecorder::create(path, provenance());
+      struct rlimit limit {};
+      limit.rlim_cur = limit.rlim_max = 256 * 1024;
+      setrlimit(RLIMIT_FSIZE, &limit);
+      int64_t written = 0;
+      try {
+        for (int64_t step = 1; step <= 100000; ++step) {
+          rec.append_decomposition("layers.0.q", step, stats(0.5, 256, 256), true);
+          written = step;
+        }
+      } catch (const InputError& e) {
+        code = std::string(e.what()).find("cannot write") != std::string::npos ? 0 : 4;
+      }
+      limit.rlim_cur = limit.rlim_max = RLIM_INFINITY;  // only to write the report
+      setrlimit(RLIMIT_FSIZE, &limit);
+      std::FILE* f = std::fopen(report.c_str(), "w");
+      std::fprintf(f, "%lld\n", static_cast<long long>(written));
+      std::fclose(f);
+      limit.rlim_cur = limit.rlim_max = 256 * 1024;
+      setrlimit(RLIMIT_FSIZE, &limit);
+    }  // the recorder's destructor, still over the limit
+    _exit(code);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "the writer died of signal " << WTERMSIG(status);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  const int64_t written = std::stoll(testing::read_file(report));
+  EXPECT_GT(written, 0);
+  RunFileReader r(path);
+  EXPECT_EQ(r.status(), "running");
+  size_t rows = 0, cols = 0;
+  r.read_matrix("/decomposition/layers.0.q/m_row", &rows, &cols);
+  EXPECT_EQ(static_cast<int64_t>(rows), written);
+  // No temporary file is left beside it.
+  int64_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) files += entry.is_regular_file();
+  EXPECT_EQ(files, 2);  // run.h5 and rows.txt
 }
 
 TEST(Recorder, ResumeDropsRowsAfterTheCheckpointStep) {

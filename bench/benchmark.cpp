@@ -1,0 +1,270 @@
+#include "bench/benchmark.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "core/data_root.h"
+#include "core/errors.h"
+#include "core/llama2c.h"
+#include "core/runtime.h"
+#include "experiments/training_step.h"
+#include "methods/adaptation.h"
+#include "methods/registry.h"
+
+namespace peftlab {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// llama2.c's shapes (dim, layers, heads, hidden, vocab 32000, tied output embedding).
+LlamaConfig llama2c_shape(int64_t dim, int64_t layers, int64_t heads, int64_t hidden) {
+  LlamaConfig c;
+  c.dim = dim, c.n_layers = layers, c.n_heads = heads, c.n_kv_heads = heads, c.hidden_dim = hidden;
+  c.vocab_size = 32000, c.max_seq_len = 1024, c.tie_embeddings = true;
+  return c;
+}
+
+std::filesystem::path stories260k_file() { return data_path("models/stories260K/stories260K.bin"); }
+
+Llama bench_model(const BenchCase& c) {
+  if (c.shape == "260K") return load_llama2c(stories260k_file());
+  torch::manual_seed(c.seed);
+  Llama model(bench_shape_config(c.shape));
+  // GPT-2/llama2.c's init (normal, std 0.02) for every matrix; norm weights stay 1. The numbers are not
+  // the point, but a sane loss (about ln 32000 at the start) keeps the fp32/bf16 comparison meaningful.
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters())
+    if (p.dim() == 2) p.normal_(0.0, 0.02);
+  return model;
+}
+
+// A causal-LM batch of random tokens: the step's cost does not depend on which tokens they are.
+Batch random_batch(const BenchCase& c, int64_t vocab, torch::Device device) {
+  auto generator = at::detail::createCPUGenerator(c.seed + 1);
+  Batch b;
+  b.input_ids = torch::randint(vocab, {c.batch, c.seq_len}, generator, torch::kLong).to(device);
+  b.attention_mask = torch::ones({c.batch, c.seq_len}, torch::kLong).to(device);
+  b.labels = b.input_ids.clone();
+  b.last_index = torch::full({c.batch}, c.seq_len - 1, torch::kLong).to(device);
+  b.example_index = torch::arange(c.batch, torch::kLong);
+  return b;
+}
+
+int64_t resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
+  return 0;
+}
+
+// Median time of the evaluation forward (no gradients, dropout off): the loss over the batch, as
+// log-likelihood scoring computes it.
+double time_evaluation(TaskModelImpl& model, const Batch& batch, int64_t repeats) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  model.loss_terms(batch);  // warm-up
+  std::vector<double> times;
+  for (int64_t i = 0; i < repeats; ++i) {
+    const auto start = Clock::now();
+    model.loss_terms(batch).sum.item<double>();
+    times.push_back(seconds_since(start));
+  }
+  return median(times);
+}
+
+}  // namespace
+
+const std::vector<std::string>& bench_shape_names() {
+  static const std::vector<std::string> names{"260K", "15M", "42M", "110M"};
+  return names;
+}
+
+LlamaConfig bench_shape_config(const std::string& shape) {
+  if (shape == "260K") return read_llama2c_config(stories260k_file());
+  if (shape == "15M") return llama2c_shape(288, 6, 6, 768);
+  if (shape == "42M") return llama2c_shape(512, 8, 8, 1376);
+  if (shape == "110M") return llama2c_shape(768, 12, 12, 2048);
+  throw InputError("--shape", fmt::format("unknown shape '{}' (260K, 15M, 42M or 110M)", shape));
+}
+
+std::string BenchCase::label() const {
+  std::string out = method;
+  if (precision != "fp32") out += "+" + precision;
+  if (activation_checkpointing) out += "+ckpt";
+  return out;
+}
+
+BenchCase bench_case_from_label(const std::string& label, const BenchCase& defaults) {
+  BenchCase c = defaults;
+  std::stringstream parts(label);
+  std::string part;
+  std::getline(parts, c.method, '+');
+  if (c.method != "full" && c.method != "lora" && c.method != "dora" && c.method != "bora")
+    throw InputError("--methods", fmt::format("unknown method '{}' (full, lora, dora or bora)", c.method));
+  while (std::getline(parts, part, '+')) {
+    if (part == "bf16") c.precision = "bf16";
+    else if (part == "ckpt") c.activation_checkpointing = true;
+    else throw InputError("--methods", fmt::format("'{}': unknown option '{}' (bf16 or ckpt)", label, part));
+  }
+  return c;
+}
+
+nlohmann::json BenchCase::to_json() const {
+  return {{"shape", shape}, {"method", method}, {"precision", precision},
+          {"activation_checkpointing", activation_checkpointing}, {"batch", batch}, {"seq_len", seq_len},
+          {"rank", rank}, {"warmup", warmup}, {"steps", steps}, {"eval_repeats", eval_repeats},
+          {"threads", threads}, {"device", device}, {"seed", seed}};
+}
+
+BenchCase BenchCase::from_json(const nlohmann::json& j) {
+  BenchCase c;
+  c.shape = j.at("shape"), c.method = j.at("method"), c.precision = j.at("precision");
+  c.activation_checkpointing = j.at("activation_checkpointing");
+  c.batch = j.at("batch"), c.seq_len = j.at("seq_len"), c.rank = j.at("rank");
+  c.warmup = j.at("warmup"), c.steps = j.at("steps"), c.eval_repeats = j.at("eval_repeats");
+  c.threads = j.at("threads"), c.device = j.at("device"), c.seed = j.at("seed");
+  return c;
+}
+
+StepFlops training_step_flops(const LlamaConfig& config, const std::string& method, int64_t rank, int64_t batch,
+                              int64_t seq_len) {
+  const double tokens = static_cast<double>(batch * seq_len);
+  const bool full = method == "full";
+  const bool normalised = method == "dora" || method == "bora";
+  StepFlops f;
+  for (const auto& slot : llama_slot_shapes(config)) {
+    const double in = static_cast<double>(slot.in_features), out = static_cast<double>(slot.out_features);
+    const double matmul = 2.0 * tokens * in * out;
+    f.forward += matmul;
+    // The first layer's q, k, v read the embedding's output: with a frozen embedding nothing needs the
+    // gradient of their input.
+    const bool first_qkv = slot.slot.rfind("layers.0.self_attn.", 0) == 0 && slot.slot.find("o_proj") == std::string::npos;
+    if (full || !first_qkv) f.input_backward += matmul;
+    if (full) f.weight_backward += matmul;
+    if (!full) {
+      f.adapter += 3.0 * 2.0 * tokens * static_cast<double>(rank) * (in + out);  // forward, input and weight gradients
+      if (normalised) f.adapter += 2.0 * in * out * static_cast<double>(rank);    // V = W0 + s B A, once per step
+    }
+  }
+  // Attention products QK^T and PV over the whole (masked) T x T square, per layer; backward needs both operands' gradients.
+  const double attention = 4.0 * tokens * static_cast<double>(seq_len) * static_cast<double>(config.dim) * static_cast<double>(config.n_layers);
+  f.forward += attention;
+  f.input_backward += 2.0 * attention;
+  // The output projection to the vocabulary.
+  const double head = 2.0 * tokens * static_cast<double>(config.dim) * static_cast<double>(config.vocab_size);
+  f.forward += head;
+  f.input_backward += head;
+  if (full) f.weight_backward += head;
+  return f;
+}
+
+double BenchMeasurement::tokens_per_second() const {
+  return step_seconds > 0 ? static_cast<double>(bench_case.batch * bench_case.seq_len) / step_seconds : 0.0;
+}
+
+double BenchMeasurement::gflops_per_second() const { return step_seconds > 0 ? flops_per_step / step_seconds / 1e9 : 0.0; }
+
+nlohmann::json BenchMeasurement::to_json() const {
+  return {{"case", bench_case.to_json()}, {"step_seconds", step_seconds}, {"step_seconds_min", step_seconds_min},
+          {"step_seconds_max", step_seconds_max}, {"flops_per_step", flops_per_step}, {"final_loss", final_loss},
+          {"eval_plain_seconds", eval_plain_seconds}, {"eval_merged_seconds", eval_merged_seconds},
+          {"rss_after_setup_bytes", rss_after_setup_bytes}, {"peak_rss_bytes", peak_rss_bytes}};
+}
+
+BenchMeasurement BenchMeasurement::from_json(const nlohmann::json& j) {
+  BenchMeasurement m;
+  m.bench_case = BenchCase::from_json(j.at("case"));
+  m.step_seconds = j.at("step_seconds"), m.step_seconds_min = j.at("step_seconds_min");
+  m.step_seconds_max = j.at("step_seconds_max"), m.flops_per_step = j.at("flops_per_step");
+  m.final_loss = j.at("final_loss"), m.eval_plain_seconds = j.at("eval_plain_seconds");
+  m.eval_merged_seconds = j.at("eval_merged_seconds"), m.rss_after_setup_bytes = j.at("rss_after_setup_bytes");
+  m.peak_rss_bytes = j.at("peak_rss_bytes");
+  return m;
+}
+
+BenchMeasurement run_bench_case(const BenchCase& c) {
+  set_threads(c.threads);
+  const torch::Device device = parse_device(c.device);
+  BenchMeasurement m;
+  m.bench_case = c;
+
+  Llama backbone = bench_model(c);
+  const LlamaConfig config = backbone->config();
+  if (c.seq_len > config.max_seq_len)
+    throw InputError("--seq-len", fmt::format("{} exceeds the {} model's context of {}", c.seq_len, c.shape, config.max_seq_len));
+  backbone->to(device);
+  TaskModel model(backbone, TaskKind::CausalLM, 0);
+  const Batch batch = random_batch(c, config.vocab_size, device);
+
+  // The plain backbone's evaluation time, before any adapter exists.
+  m.eval_plain_seconds = time_evaluation(*model, batch, c.eval_repeats);
+
+  auto method = c.method == "full" ? make_method_from_yaml("{name: full}")
+                                   : make_method_from_yaml(fmt::format("{{name: {}, rank: {}, targets: all-linear}}", c.method, c.rank));
+  apply_method(*backbone, *method, c.seed);
+  backbone->to(device);
+  backbone->set_activation_checkpointing(c.activation_checkpointing);
+  TrainConfig train;
+  train.lr = 1e-4;
+  train.precision = c.precision;
+  auto optimizer = make_optimizer(*model, train);
+  m.flops_per_step = training_step_flops(config, c.method, c.rank, c.batch, c.seq_len).total();
+  m.rss_after_setup_bytes = resident_bytes();
+
+  DataParallel one_process;
+  model->train();
+  std::vector<double> times;
+  for (int64_t step = 0; step < c.warmup + c.steps; ++step) {
+    const auto start = Clock::now();
+    auto result = training_step(*model, *optimizer, [&] { return batch; }, train, one_process);
+    if (device.is_cuda()) torch::cuda::synchronize();
+    const double seconds = seconds_since(start);
+    m.final_loss = result.loss;
+    if (step >= c.warmup) times.push_back(seconds);
+  }
+  m.step_seconds = median(times);
+  m.step_seconds_min = *std::min_element(times.begin(), times.end());
+  m.step_seconds_max = *std::max_element(times.begin(), times.end());
+
+  merge_all(*backbone);
+  m.eval_merged_seconds = time_evaluation(*model, batch, c.eval_repeats);
+  return m;
+}
+
+double matmul_peak_gflops(int threads) {
+  set_threads(threads);
+  torch::NoGradGuard no_grad;
+  double best = 0;
+  // (m, k, n): squares, and the 110M step's largest products (tokens x dim x hidden, tokens x dim x vocab).
+  const std::vector<std::array<int64_t, 3>> shapes{{1024, 1024, 1024}, {2048, 2048, 2048}, {4096, 4096, 4096},
+                                                   {2048, 768, 2048}, {2048, 768, 32000}};
+  for (const auto& [m, k, n] : shapes) {
+    auto a = torch::randn({m, k}), b = torch::randn({k, n});
+    torch::mm(a, b);  // warm-up
+    for (int repeat = 0; repeat < 3; ++repeat) {
+      const auto start = Clock::now();
+      auto c = torch::mm(a, b);
+      const double seconds = seconds_since(start);
+      best = std::max(best, 2.0 * static_cast<double>(m * k * n) / seconds / 1e9);
+    }
+  }
+  return best;
+}
+
+}  // namespace peftlab

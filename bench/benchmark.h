@@ -1,0 +1,79 @@
+// `peftlab bench`: how fast every method trains and evaluates, on the real stories260K and on randomly
+// initialised llama2.c shapes (15M, 42M, 110M), measured with the runner's own training step
+// (experiments/training_step.h). One case (shape x method x options) runs in one process so that its peak
+// memory is its own; `tools/cmd_bench.cpp` launches the cases, the Python reference (bench/reference_step.py)
+// and the matmul-peak probe, and prints the table docs/performance.md keeps.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/llama.h"
+
+namespace peftlab {
+
+// "260K", "15M", "42M", "110M".
+const std::vector<std::string>& bench_shape_names();
+// The shape's config (260K: read from the stories260K checkpoint's header). InputError for an unknown name.
+LlamaConfig bench_shape_config(const std::string& shape);
+
+// One measurement: a shape, a method (full | lora | dora | bora) and the training options.
+struct BenchCase {
+  std::string shape = "15M";
+  std::string method = "lora";
+  std::string precision = "fp32";      // fp32 | bf16
+  bool activation_checkpointing = false;
+  int64_t batch = 8, seq_len = 256, rank = 8;
+  int64_t warmup = 2, steps = 10, eval_repeats = 5;
+  int threads = 0;  // 0: all cores
+  std::string device = "cpu";
+  uint64_t seed = 0;
+
+  // "lora", "lora+bf16", "lora+ckpt": the method and the options that differ from the default.
+  std::string label() const;
+  nlohmann::json to_json() const;
+  static BenchCase from_json(const nlohmann::json& j);
+};
+
+// Parses a --methods entry: "dora", "lora+bf16", "lora+ckpt", "lora+bf16+ckpt". InputError otherwise.
+BenchCase bench_case_from_label(const std::string& label, const BenchCase& defaults);
+
+// Floating-point operations of one training step, counted from the shapes (multiply-add = 2): the forward
+// matmuls and attention products, the input-gradient backward, the weight-gradient backward of what
+// trains (full fine-tuning: every matrix), and the adapters' own terms (forward, input and weight
+// gradients; DoRA/BoRA's V = W0 + sBA once per step). Element-wise work (norms, softmax, SiLU, rotary,
+// the optimizer) is not counted: this is the number a matmul-bound step is judged by.
+struct StepFlops {
+  double forward = 0, input_backward = 0, weight_backward = 0, adapter = 0;
+  double total() const { return forward + input_backward + weight_backward + adapter; }
+};
+StepFlops training_step_flops(const LlamaConfig& config, const std::string& method, int64_t rank, int64_t batch,
+                              int64_t seq_len);
+
+struct BenchMeasurement {
+  BenchCase bench_case;
+  double step_seconds = 0;                       // median over `steps` steps after `warmup`
+  double step_seconds_min = 0, step_seconds_max = 0;
+  double flops_per_step = 0;
+  double final_loss = 0;                         // training loss of the last step
+  double eval_plain_seconds = 0;                 // one no-grad forward + loss of the batch, backbone alone
+  double eval_merged_seconds = 0;                // the same with the method's adapters merged into the weights
+  int64_t rss_after_setup_bytes = 0;             // model, adapters and optimizer built, before the first step
+  int64_t peak_rss_bytes = 0;                    // the whole process (filled in by the launcher, from wait4)
+
+  double tokens_per_second() const;
+  double gflops_per_second() const;
+  nlohmann::json to_json() const;
+  static BenchMeasurement from_json(const nlohmann::json& j);
+};
+
+// Runs one case in this process.
+BenchMeasurement run_bench_case(const BenchCase& bench_case);
+
+// The best float32 matmul rate (GFLOP/s) of this machine with `threads` threads: square products from 1024 to
+// 4096 and the 110M shape's largest layer product, best of several repeats each.
+double matmul_peak_gflops(int threads);
+
+}  // namespace peftlab

@@ -1,0 +1,100 @@
+// The bench's FLOP count against the textbook closed forms, and `peftlab bench` end to end on stories260K.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/benchmark.h"
+#include "tests/test_support.h"
+
+namespace peftlab {
+namespace {
+
+LlamaConfig small_config() {
+  LlamaConfig c;
+  c.dim = 64, c.hidden_dim = 176, c.n_layers = 3, c.n_heads = 4, c.n_kv_heads = 2, c.vocab_size = 500;
+  c.max_seq_len = 128;
+  return c;
+}
+
+// Parameters that take part in matmuls: every linear of every layer, and the output projection.
+double matmul_parameters(const LlamaConfig& c) {
+  const double d = c.dim, kv = c.kv_dim(), h = c.hidden_dim;
+  return c.n_layers * (2 * d * d + 2 * d * kv + 3 * d * h) + d * c.vocab_size;
+}
+
+TEST(BenchFlops, FullFineTuningIsSixTimesTokensTimesParametersPlusAttention) {
+  // Kaplan et al.'s rule: a training step costs 6 N P (forward 2NP, backward 4NP) for the matmuls; the
+  // attention products add 4 N T d per layer forward and twice that backward.
+  const LlamaConfig c = small_config();
+  const int64_t batch = 3, T = 40;
+  const double N = batch * T;
+  const double expected = 6 * N * matmul_parameters(c) + 12 * N * T * c.dim * c.n_layers;
+  EXPECT_NEAR(training_step_flops(c, "full", 8, batch, T).total(), expected, 1e-9 * expected);
+}
+
+TEST(BenchFlops, LoraIsFourTimesTokensTimesParametersPlusTheAdapterTerms) {
+  const LlamaConfig c = small_config();
+  const int64_t batch = 2, T = 32, r = 4;
+  const double N = batch * T, d = c.dim, kv = c.kv_dim(), h = c.hidden_dim;
+  // No weight gradients for frozen matrices; no input gradient for the first layer's q, k, v (they read
+  // the frozen embedding). Each adapter: 2 N r (in + out) forward, twice that backward.
+  const double frozen = 4 * N * matmul_parameters(c) - 2 * N * (d * d + 2 * d * kv) + 12 * N * T * d * c.n_layers;
+  const double adapter_dims = c.n_layers * ((d + d) * 2 + (d + kv) * 2 + (d + h) * 2 + (h + d));
+  const double lora = frozen + 6 * N * r * adapter_dims;
+  EXPECT_NEAR(training_step_flops(c, "lora", r, batch, T).total(), lora, 1e-9 * lora);
+  // DoRA and BoRA add V = W0 + s B A once per step: 2 r (in x out) per adapted matrix.
+  const double v_build = 2.0 * r * c.n_layers * (2 * d * d + 2 * d * kv + 3 * d * h);
+  EXPECT_NEAR(training_step_flops(c, "dora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(c, "bora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
+}
+
+TEST(BenchCases, LabelsRoundTripAndBadOnesAreInputErrors) {
+  BenchCase defaults;
+  auto c = bench_case_from_label("lora+bf16+ckpt", defaults);
+  EXPECT_EQ(c.method, "lora");
+  EXPECT_EQ(c.precision, "bf16");
+  EXPECT_TRUE(c.activation_checkpointing);
+  EXPECT_EQ(c.label(), "lora+bf16+ckpt");
+  EXPECT_EQ(BenchCase::from_json(c.to_json()).label(), c.label());
+  EXPECT_THROW(bench_case_from_label("lorax", defaults), InputError);
+  EXPECT_THROW(bench_case_from_label("dora+fp8", defaults), InputError);
+  EXPECT_THROW(bench_shape_config("7B"), InputError);
+  EXPECT_EQ(bench_shape_config("110M").dim, 768);
+}
+
+TEST(BenchCli, MeasuresEveryCaseInItsOwnProcessOnStories260K) {
+  testing::TempDir dir;
+  const auto json_path = dir / "bench.json", markdown_path = dir / "bench.md";
+  auto result = testing::run_cli({"--threads", "1", "bench", "--shape", "260K", "--methods", "lora,dora+ckpt",
+                                  "--steps", "2", "--warmup", "1", "--no-reference", "--json", json_path.string(),
+                                  "--markdown", markdown_path.string()});
+  ASSERT_EQ(result.status, 0) << result.output;
+  const auto raw = nlohmann::json::parse(testing::read_file(json_path));
+  EXPECT_GT(raw.at("matmul_peak_gflops").get<double>(), 0.1);
+  const auto& cases = raw.at("shapes").at(0).at("cases");
+  ASSERT_EQ(cases.size(), 2u);
+  for (const auto& c : cases) {
+    const auto m = BenchMeasurement::from_json(c);
+    EXPECT_GT(m.step_seconds, 0);
+    EXPECT_LE(m.step_seconds_min, m.step_seconds);
+    EXPECT_GT(m.flops_per_step, 0);
+    EXPECT_GT(m.eval_merged_seconds, 0);
+    // The child's own peak (wait4) is at least what it held after setup.
+    EXPECT_GE(m.peak_rss_bytes, m.rss_after_setup_bytes);
+    EXPECT_GT(m.rss_after_setup_bytes, 0);
+    EXPECT_TRUE(std::isfinite(m.final_loss));
+  }
+  EXPECT_EQ(BenchMeasurement::from_json(cases[1]).bench_case.label(), "dora+ckpt");
+  const std::string table = testing::read_file(markdown_path);
+  EXPECT_NE(table.find("### 260K"), std::string::npos);
+  EXPECT_NE(table.find("| dora+ckpt |"), std::string::npos);
+  EXPECT_NE(table.find("### Targets"), std::string::npos);
+}
+
+TEST(BenchCli, UnknownShapeIsExitTwo) {
+  auto result = testing::run_cli({"bench", "--shape", "7B"});
+  EXPECT_EQ(result.status, 2);
+  EXPECT_NE(result.output.find("error: --shape: unknown shape '7B'"), std::string::npos) << result.output;
+}
+
+}  // namespace
+}  // namespace peftlab

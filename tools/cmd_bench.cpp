@@ -1,0 +1,325 @@
+// peftlab bench: training-step time, tokens/s, GFLOP/s (and its share of this machine's matmul peak), peak
+// memory and merged-weight evaluation time for every method, beside the same step in PyTorch with PEFT-style
+// layers (bench/reference_step.py). Each case runs in its own child process (this binary with --case), so
+// its peak resident memory (wait4's ru_maxrss) is its own. The output is the table docs/performance.md keeps,
+// followed by the targets of issue 7, each met or missed.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "analysis/python_driver.h"
+#include "bench/benchmark.h"
+#include "core/errors.h"
+#include "core/runtime.h"
+#include "tools/cli.h"
+
+extern char** environ;
+
+namespace peftlab::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct BenchArgs {
+  std::vector<std::string> shapes;
+  std::string methods = "full,lora,dora,bora,lora+bf16,lora+ckpt";
+  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8;
+  bool reference = true;
+  std::string json_out, markdown_out;
+  std::string child_case;  // internal: run one case in this process and print its JSON
+};
+
+struct ChildRun {
+  int status = -1;
+  std::string output;       // stdout
+  int64_t peak_rss_bytes = 0;
+};
+
+// Runs argv[0] with its stdout captured; stderr passes through. ru_maxrss of this child alone (wait4).
+ChildRun run_child(const std::vector<std::string>& argv) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[1]);
+  ChildRun run;
+  if (spawned != 0) {
+    close(pipe_fds[0]);
+    run.output = std::string("cannot start ") + argv[0];
+    return run;
+  }
+  char buffer[4096];
+  ssize_t n = 0;
+  while ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0) run.output.append(buffer, static_cast<size_t>(n));
+  close(pipe_fds[0]);
+  int status = 0;
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  return run;
+}
+
+std::string last_line(const std::string& text) {
+  std::istringstream lines(text);
+  std::string line, last;
+  while (std::getline(lines, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+// Steps per shape: enough for a stable median, few enough that the whole bench takes about 15 minutes here.
+int64_t default_steps(const std::string& shape) {
+  if (shape == "260K") return 20;
+  if (shape == "15M") return 10;
+  if (shape == "42M") return 8;
+  return 6;
+}
+
+struct Reference {
+  std::optional<double> step_seconds;
+  int64_t peak_rss_bytes = 0;
+  std::string why_missing;
+};
+
+std::string reference_script() {
+  const fs::path candidates[] = {fs::path(PEFTLAB_SOURCE_DIR) / "bench" / "reference_step.py",
+                                 fs::canonical("/proc/self/exe").parent_path() / ".." / "bench" / "reference_step.py"};
+  for (const auto& c : candidates)
+    if (fs::exists(c)) return c.string();
+  return {};
+}
+
+Reference run_reference(const BenchCase& c, const LlamaConfig& config) {
+  Reference r;
+  const std::string script = reference_script();
+  if (script.empty()) {
+    r.why_missing = "bench/reference_step.py not found";
+    return r;
+  }
+  const int threads = c.threads > 0 ? c.threads : hardware_threads();
+  ChildRun run = run_child({analysis_python(), script, "--dim", std::to_string(config.dim), "--layers",
+                            std::to_string(config.n_layers), "--heads", std::to_string(config.n_heads),
+                            "--kv-heads", std::to_string(config.n_kv_heads), "--hidden",
+                            std::to_string(config.hidden_dim), "--vocab", std::to_string(config.vocab_size),
+                            "--batch", std::to_string(c.batch), "--seq-len", std::to_string(c.seq_len),
+                            "--method", c.method, "--rank", std::to_string(c.rank), "--warmup",
+                            std::to_string(c.warmup), "--steps", std::to_string(c.steps), "--threads",
+                            std::to_string(threads)});
+  if (run.status != 0) {
+    r.why_missing = "the Python reference failed (needs python3-torch)";
+    return r;
+  }
+  auto j = nlohmann::json::parse(last_line(run.output));
+  r.step_seconds = j.at("step_seconds_median").get<double>();
+  r.peak_rss_bytes = run.peak_rss_bytes;
+  return r;
+}
+
+BenchMeasurement run_case_in_child(const BenchCase& c) {
+  const std::string self = fs::canonical("/proc/self/exe").string();
+  ChildRun run = run_child({self, "--quiet", "bench", "--case", c.to_json().dump()});
+  if (run.status != 0) throw std::runtime_error(fmt::format("bench case {} {} failed (exit {})", c.shape, c.label(), run.status));
+  BenchMeasurement m = BenchMeasurement::from_json(nlohmann::json::parse(last_line(run.output)));
+  m.peak_rss_bytes = run.peak_rss_bytes;
+  return m;
+}
+
+struct ShapeResults {
+  std::string shape;
+  std::vector<BenchMeasurement> cases;
+  std::map<std::string, Reference> references;  // by method
+  const BenchMeasurement* find(const std::string& label) const {
+    for (const auto& m : cases)
+      if (m.bench_case.label() == label) return &m;
+    return nullptr;
+  }
+};
+
+double mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+std::string shape_table(const ShapeResults& r, double peak_gflops) {
+  const BenchMeasurement* lora = r.find("lora");
+  std::string out = fmt::format(
+      "\n### {}\n\n| method | step (ms) | tokens/s | GFLOP/s | of peak | peak RSS (MiB) | time / LoRA | memory / LoRA "
+      "| eval merged / plain (ms) | final loss | Python (ms) | speed-up |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+      r.shape);
+  for (const auto& m : r.cases) {
+    std::string vs_time = "", vs_memory = "", python = "", speedup = "";
+    if (lora != nullptr) {
+      vs_time = fmt::format("{:.3f}", m.step_seconds / lora->step_seconds);
+      vs_memory = fmt::format("{:.3f}", static_cast<double>(m.peak_rss_bytes) / static_cast<double>(lora->peak_rss_bytes));
+    }
+    if (m.bench_case.precision == "fp32" && !m.bench_case.activation_checkpointing) {
+      auto it = r.references.find(m.bench_case.method);
+      if (it != r.references.end() && it->second.step_seconds) {
+        python = fmt::format("{:.1f}", *it->second.step_seconds * 1e3);
+        speedup = fmt::format("{:.2f}x", *it->second.step_seconds / m.step_seconds);
+      }
+    }
+    out += fmt::format("| {} | {:.1f} | {:.0f} | {:.1f} | {:.0f}% | {:.0f} | {} | {} | {:.1f} / {:.1f} | {:.4f} | {} | {} |\n",
+                       m.bench_case.label(), m.step_seconds * 1e3, m.tokens_per_second(), m.gflops_per_second(),
+                       100.0 * m.gflops_per_second() / peak_gflops, mib(m.peak_rss_bytes), vs_time, vs_memory,
+                       m.eval_merged_seconds * 1e3, m.eval_plain_seconds * 1e3, m.final_loss, python, speedup);
+  }
+  return out;
+}
+
+// Issue 7's targets, each with the figure it is judged by.
+std::string targets_table(const std::vector<ShapeResults>& all, double peak_gflops) {
+  std::string out = "\n### Targets\n\n| target | measured | |\n|---|---:|---|\n";
+  auto row = [&](const std::string& what, double value, const std::string& shown, bool met) {
+    out += fmt::format("| {} | {} | {} |\n", what, shown.empty() ? fmt::format("{:.3f}", value) : shown, met ? "met" : "**missed**");
+  };
+  for (const auto& r : all) {
+    const BenchMeasurement* lora = r.find("lora");
+    if (r.shape == "15M") {
+      for (const std::string method : {"lora", "dora"}) {
+        const BenchMeasurement* m = r.find(method);
+        auto it = r.references.find(method);
+        if (m && it != r.references.end() && it->second.step_seconds) {
+          const double speedup = *it->second.step_seconds / m->step_seconds;
+          row(fmt::format("15M: {} step at least 2x faster than the Python reference", method), speedup,
+              fmt::format("{:.2f}x", speedup), speedup >= 2.0);
+        }
+      }
+    }
+    if (lora != nullptr && r.shape != "260K") {
+      for (const auto& [method, limit] : std::vector<std::pair<std::string, double>>{{"dora", 1.05}, {"bora", 1.08}}) {
+        if (const BenchMeasurement* m = r.find(method)) {
+          const double ratio = m->step_seconds / lora->step_seconds;
+          row(fmt::format("{}: {} step at most {:.2f}x LoRA's", r.shape, method, limit), ratio, "", ratio <= limit);
+          const double memory = static_cast<double>(m->peak_rss_bytes) / static_cast<double>(lora->peak_rss_bytes);
+          row(fmt::format("{}: {} peak memory at most 1.10x LoRA's", r.shape, method), memory, "", memory <= 1.10);
+        }
+      }
+    }
+    if (r.shape == "110M" && lora != nullptr) {
+      const double share = lora->gflops_per_second() / peak_gflops;
+      row("110M: LoRA at least 60% of the matmul peak", share, fmt::format("{:.0f}%", 100 * share), share >= 0.60);
+    }
+    if (r.shape != "260K")
+      for (const auto& m : r.cases) {
+        if (m.bench_case.precision != "fp32" || m.bench_case.activation_checkpointing) continue;
+        const double ratio = m.eval_merged_seconds / m.eval_plain_seconds;
+        row(fmt::format("{}: {} merged evaluation within 3% of the plain backbone", r.shape, m.bench_case.label()), ratio,
+            "", ratio <= 1.03);
+      }
+  }
+  return out;
+}
+
+int run_bench(const BenchArgs& args) {
+  if (!args.child_case.empty()) {
+    BenchCase c;
+    try {
+      c = BenchCase::from_json(nlohmann::json::parse(args.child_case));
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError("--case", e.what());
+    }
+    std::cout << run_bench_case(c).to_json().dump() << std::endl;
+    return 0;
+  }
+  const auto shapes = args.shapes.empty() ? bench_shape_names() : args.shapes;
+  BenchCase defaults;
+  defaults.batch = args.batch, defaults.seq_len = args.seq_len, defaults.rank = args.rank;
+  defaults.threads = global_options().threads, defaults.device = global_options().device;
+  std::vector<BenchCase> variants;
+  std::stringstream list(args.methods);
+  for (std::string label; std::getline(list, label, ',');)
+    if (!label.empty()) variants.push_back(bench_case_from_label(label, defaults));
+  for (const auto& shape : shapes) bench_shape_config(shape);  // unknown shapes fail before anything runs
+
+  const int threads = defaults.threads > 0 ? defaults.threads : hardware_threads();
+  const double peak = matmul_peak_gflops(threads);
+  std::string report = fmt::format(
+      "## peftlab bench\n\nbatch {} x {} tokens, causal-LM loss, targets q,k,v,o,gate,up,down, rank {}, AdamW; "
+      "{} thread(s), device {}; float32 matmul peak of this machine: {:.1f} GFLOP/s. Step time: median of the "
+      "timed steps after warm-up. Peak RSS: the whole process (model, optimizer, activations).\n",
+      defaults.batch, defaults.seq_len, defaults.rank, threads, defaults.device, peak);
+  std::cout << report << std::flush;
+
+  std::vector<ShapeResults> all;
+  nlohmann::json raw = {{"matmul_peak_gflops", peak}, {"threads", threads}, {"shapes", nlohmann::json::array()}};
+  for (const auto& shape : shapes) {
+    ShapeResults r{shape, {}, {}};
+    const LlamaConfig config = bench_shape_config(shape);
+    for (BenchCase c : variants) {
+      c.shape = shape;
+      c.steps = args.steps > 0 ? args.steps : default_steps(shape);
+      c.warmup = args.warmup >= 0 ? args.warmup : (shape == "260K" ? 5 : 2);
+      spdlog::info("bench {} {}: {} steps after {} warm-up", shape, c.label(), c.steps, c.warmup);
+      r.cases.push_back(run_case_in_child(c));
+      const bool reference_method = c.method == "lora" || c.method == "dora";
+      if (args.reference && reference_method && c.precision == "fp32" && !c.activation_checkpointing) {
+        spdlog::info("bench {} {}: Python reference", shape, c.method);
+        r.references[c.method] = run_reference(c, config);
+        if (!r.references[c.method].why_missing.empty()) spdlog::warn("{}", r.references[c.method].why_missing);
+      }
+    }
+    const std::string table = shape_table(r, peak);
+    std::cout << table << std::flush;
+    report += table;
+    nlohmann::json shape_json = {{"shape", shape}, {"cases", nlohmann::json::array()}, {"references", nlohmann::json::object()}};
+    for (const auto& m : r.cases) shape_json["cases"].push_back(m.to_json());
+    for (const auto& [method, ref] : r.references)
+      shape_json["references"][method] = ref.step_seconds ? nlohmann::json{{"step_seconds", *ref.step_seconds}, {"peak_rss_bytes", ref.peak_rss_bytes}}
+                                                          : nlohmann::json{{"missing", ref.why_missing}};
+    raw["shapes"].push_back(shape_json);
+    all.push_back(std::move(r));
+  }
+  const std::string targets = targets_table(all, peak);
+  std::cout << targets << std::flush;
+  report += targets;
+  auto write = [](const std::string& path, const std::string& text) {
+    std::ofstream out(path);
+    out << text;
+    if (!out.flush()) throw InputError(path, "cannot write");
+  };
+  if (!args.markdown_out.empty()) write(args.markdown_out, report);
+  if (!args.json_out.empty()) write(args.json_out, raw.dump(2) + "\n");
+  return 0;
+}
+
+std::function<int()> setup_bench(CLI::App& cmd) {
+  auto args = std::make_shared<BenchArgs>();
+  cmd.add_option("--shape", args->shapes, "260K, 15M, 42M or 110M (repeatable; default: all four)");
+  cmd.add_option("--methods", args->methods,
+                 "Comma-separated cases: full, lora, dora, bora, each optionally +bf16 and/or +ckpt (activation checkpointing)");
+  cmd.add_option("--steps", args->steps, "Timed steps per case (default: 20, 10, 8, 6 by shape)")->check(CLI::PositiveNumber);
+  cmd.add_option("--warmup", args->warmup, "Untimed steps first (default: 5 at 260K, else 2)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--batch", args->batch, "Rows per batch")->check(CLI::PositiveNumber);
+  cmd.add_option("--seq-len", args->seq_len, "Tokens per row")->check(CLI::PositiveNumber);
+  cmd.add_option("--rank", args->rank, "Adapter rank")->check(CLI::PositiveNumber);
+  cmd.add_flag("!--no-reference", args->reference, "Skip the Python (PEFT-style) reference");
+  cmd.add_option("--markdown", args->markdown_out, "Also write the tables to this file");
+  cmd.add_option("--json", args->json_out, "Write every measurement as JSON to this file");
+  cmd.add_option("--case", args->child_case, "(internal) run one case in this process")->group("");
+  return [args] { return run_bench(*args); };
+}
+
+PEFTLAB_REGISTER_VERB("bench", "Speed and memory of every method (docs/performance.md)", setup_bench);
+
+}  // namespace
+}  // namespace peftlab::cli
