@@ -318,9 +318,19 @@ YAML::Node to_node(const TrainConfig& t) {
   for (const auto& p : t.no_decay) no_decay.push_back(p);
   no_decay.SetStyle(YAML::EmitterStyle::Flow);
   n["no_decay"] = no_decay;
-  n["schedule"] = t.schedule, n["warmup_steps"] = t.warmup_steps, n["warmup_ratio"] = number(t.warmup_ratio);
+  // Of each pair of alternatives only the one in use, so that the node reads back with read_train (which
+  // refuses both; the round trip in fuzz_spec found that max_steps: 0 beside epochs did not read back).
+  n["schedule"] = t.schedule;
+  if (t.warmup_ratio > 0)
+    n["warmup_ratio"] = number(t.warmup_ratio);
+  else
+    n["warmup_steps"] = t.warmup_steps;
   n["batch_size"] = t.batch_size, n["grad_accum"] = t.grad_accum;
-  n["max_steps"] = t.max_steps, n["epochs"] = t.epochs, n["grad_clip"] = number(t.grad_clip);
+  if (t.max_steps > 0)
+    n["max_steps"] = t.max_steps;
+  else
+    n["epochs"] = t.epochs;
+  n["grad_clip"] = number(t.grad_clip);
   n["eval_every"] = t.eval_every, n["save_every"] = t.save_every, n["select_best"] = t.select_best;
   n["early_stopping_patience"] = t.early_stopping_patience, n["precision"] = t.precision;
   n["activation_checkpointing"] = t.activation_checkpointing, n["threads"] = t.threads;

@@ -135,6 +135,35 @@ inline const std::filesystem::path& spec_folder() {
   return folder;
 }
 
+// What a spec that load_spec accepted promises. The sections were checked by load_spec, so they read without
+// error, and what they read survives to_node() (the runner records to_node's output and `peftlab export`
+// reads it back).
+inline void check_loaded_spec(const Spec& spec) {
+  static const std::regex name_pattern("[A-Za-z0-9._+=,-]+");
+  require(std::regex_match(spec.name, name_pattern), "accepted spec name is not a folder name");
+  require(!spec.methods.empty() && !spec.tasks.empty(), "accepted spec without methods or tasks");
+  require(!spec.seeds.empty(), "accepted spec without seeds");
+  for (std::size_t i = 0; i < spec.seeds.size(); ++i) {
+    require(spec.seeds[i] >= 0, "accepted a negative seed");
+    for (std::size_t j = 0; j < i; ++j) require(spec.seeds[i] != spec.seeds[j], "accepted a repeated seed");
+  }
+  require(!spec.output_dir.empty(), "accepted an empty output folder");
+  for (const auto& axis : spec.sweep) require(!axis.values.empty(), "accepted a sweep axis without values");
+
+  auto same_after_round_trip = [](YAML::Node section, const char* name, auto read) {
+    Options first(section, "fuzz", name);
+    const auto value = read(first);
+    Options second(to_node(value), "fuzz", name);
+    const auto again = read(second);
+    require(YAML::Dump(to_node(value)) == YAML::Dump(to_node(again)),
+            std::string(name) + ": section does not read back the same after to_node");
+  };
+  same_after_round_trip(spec.model, "model", [](Options& o) { return read_model(o); });
+  same_after_round_trip(spec.train, "train", [](Options& o) { return read_train(o); });
+  same_after_round_trip(spec.eval, "eval", [](Options& o) { return read_eval(o); });
+  same_after_round_trip(spec.record, "record", [](Options& o) { return read_record(o); });
+}
+
 // The input is the spec's text; the lines after a line "#--set" are `--set` overrides (one per line).
 // Inputs that include anything outside the scratch folder (a path with '/', '\', or a variable) are skipped:
 // the fuzzer must not read the machine's files. An accepted spec has a valid name, non-empty method and task
@@ -162,30 +191,11 @@ inline Outcome spec_body(const std::uint8_t* data, std::size_t size) {
   write_bytes(path, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
   attempt(outcome, [&] {
     Spec spec = load_spec(path, overrides);
-    static const std::regex name_pattern("[A-Za-z0-9._+=,-]+");
-    require(std::regex_match(spec.name, name_pattern), "accepted spec name is not a folder name");
-    require(!spec.methods.empty() && !spec.tasks.empty(), "accepted spec without methods or tasks");
-    require(!spec.seeds.empty(), "accepted spec without seeds");
-    for (std::size_t i = 0; i < spec.seeds.size(); ++i) {
-      require(spec.seeds[i] >= 0, "accepted a negative seed");
-      for (std::size_t j = 0; j < i; ++j) require(spec.seeds[i] != spec.seeds[j], "accepted a repeated seed");
+    try {
+      check_loaded_spec(spec);
+    } catch (const InputError& e) {  // what load_spec accepted must read again without complaint
+      throw InvariantBroken(std::string("an accepted spec is refused when read again: ") + e.what());
     }
-    require(!spec.output_dir.empty(), "accepted an empty output folder");
-    for (const auto& axis : spec.sweep) require(!axis.values.empty(), "accepted a sweep axis without values");
-
-    // The sections were checked by load_spec, so they read without error; what they read survives to_node().
-    auto same_after_round_trip = [](YAML::Node section, const char* name, auto read) {
-      Options first(section, "fuzz", name);
-      const auto value = read(first);
-      Options second(to_node(value), "fuzz", name);
-      const auto again = read(second);
-      require(YAML::Dump(to_node(value)) == YAML::Dump(to_node(again)),
-              std::string(name) + ": section does not read back the same after to_node");
-    };
-    same_after_round_trip(spec.model, "model", [](Options& o) { return read_model(o); });
-    same_after_round_trip(spec.train, "train", [](Options& o) { return read_train(o); });
-    same_after_round_trip(spec.eval, "eval", [](Options& o) { return read_eval(o); });
-    same_after_round_trip(spec.record, "record", [](Options& o) { return read_record(o); });
   });
   return outcome;
 }

@@ -150,6 +150,17 @@ TEST(FuzzRegressions, HugeOverrideIndexIsAnInputError) {
             "99999999999999999999999");
 }
 
+// to_node(TrainConfig) wrote both alternatives (max_steps: 0 beside epochs, warmup_steps: 0 beside
+// warmup_ratio), which read_train refuses: the recorded run spec of such a run did not read back.
+TEST(FuzzRegressions, TrainSectionReadsBackAfterToNode) {
+  const std::string bytes = bytes_of(kFuzzDir / "regressions" / "fuzz_spec" / "train_round_trip.yaml");
+  Outcome outcome = run(fuzz::spec_body, bytes);
+  EXPECT_EQ(outcome.accepted, 1);
+  EXPECT_TRUE(outcome.errors.empty()) << outcome.errors.front();
+  const YAML::Node train = to_node(TrainConfig{});
+  EXPECT_TRUE(train["epochs"] && !train["max_steps"] && train["warmup_steps"] && !train["warmup_ratio"]);
+}
+
 // Nested aliases (a "billion laughs" spec of 13 lines) made loading take for ever.
 TEST(FuzzRegressions, AliasBombIsAnInputError) {
   EXPECT_PRED2(contains, refusal("fuzz_spec", "alias_bomb.yaml"),
