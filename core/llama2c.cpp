@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int64_t kHeaderBytes = 7 * sizeof(int32_t);
-constexpr int64_t kMaxDimension = int64_t{1} << 24;  // far beyond any real model; keeps products in int64
+constexpr int64_t kMaxDimension = int64_t{1} << 24;  // far beyond any real model
+constexpr int64_t kMaxFloats = int64_t{1} << 60;     // so that the file size in bytes fits int64
 
 struct Layout {
   LlamaConfig config;
@@ -40,9 +41,17 @@ Layout layout_from_header(const int32_t header[7], const std::string& source) {
   c.rope_interleaved = true;
   c.norm_eps = 1e-5;
   c.validate(source);
-  const int64_t per_layer = 2 * c.dim + 2 * c.dim * c.dim + 2 * c.kv_dim() * c.dim + 3 * c.dim * c.hidden_dim;
-  layout.float_count = c.vocab_size * c.dim + c.n_layers * per_layer + c.dim + c.max_seq_len * c.head_dim() +
-                       (c.tie_embeddings ? 0 : c.vocab_size * c.dim);
+  // Products of three header fields reach 2^74: count in 128 bits, and refuse a shape no file can hold before
+  // narrowing (int64 overflowed here: found by fuzz_llama2c).
+  using Wide = __int128;
+  const Wide dim = c.dim, per_layer = 2 * dim + 2 * dim * dim + 2 * Wide{c.kv_dim()} * dim + 3 * dim * c.hidden_dim;
+  const Wide floats = Wide{c.vocab_size} * dim + Wide{c.n_layers} * per_layer + dim + Wide{c.max_seq_len} * c.head_dim() +
+                      (c.tie_embeddings ? 0 : Wide{c.vocab_size} * dim);
+  if (floats > kMaxFloats)
+    throw InputError(source, fmt::format("not a llama2.c checkpoint: the header's shape (dim {}, hidden_dim {}, n_layers {}, "
+                                         "vocab_size {}) needs more than 2^60 weights",
+                                         c.dim, c.hidden_dim, c.n_layers, c.vocab_size));
+  layout.float_count = static_cast<int64_t>(floats);
   return layout;
 }
 

@@ -184,13 +184,43 @@ std::vector<size_t> top_level_element_offsets(const std::string& bytes) {
   return offsets;
 }
 
+// Byte offset of the first occurrence of `token` outside JSON strings (npos when none).
+size_t offset_outside_strings(const std::string& bytes, const std::string& token) {
+  bool in_string = false;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    char c = bytes[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    else if (!token.empty() && bytes.compare(i, token.size(), token) == 0) return i;
+  }
+  return std::string::npos;
+}
+
+// nlohmann throws parse_error for bad syntax (with the byte where it stopped) and out_of_range for a number
+// too large for a double ("number overflow parsing '1e400'", no position: the number is found in the text).
 [[noreturn]] void json_parse_error(const std::string& file, const std::string& bytes,
-                                   const nlohmann::json::parse_error& e, long base_line) {
-  std::string what = e.what();
-  // nlohmann's message starts "[json.exception.parse_error.101] parse error at line L, column C: ..."
-  auto colon = what.find(": ");
-  std::string detail = colon == std::string::npos ? what : what.substr(colon + 2);
-  long line = base_line > 0 ? base_line : line_of_offset(bytes, e.byte > 0 ? e.byte - 1 : 0);
+                                   const nlohmann::json::exception& e, long base_line) {
+  const std::string what = e.what();
+  const auto* parse = dynamic_cast<const nlohmann::json::parse_error*>(&e);
+  // nlohmann's messages start "[json.exception.<kind>.<id>] "; a parse error's goes on "parse error at line L,
+  // column C: <detail>".
+  auto bracket = what.find("] ");
+  std::string detail = bracket == std::string::npos ? what : what.substr(bracket + 2);
+  if (auto colon = detail.find(": "); parse != nullptr && colon != std::string::npos) detail = detail.substr(colon + 2);
+  long line = base_line;
+  if (line <= 0) {
+    size_t offset = 0;
+    if (parse != nullptr) {
+      offset = parse->byte > 0 ? parse->byte - 1 : 0;
+    } else if (auto open = what.find('\''), close = what.rfind('\''); open != std::string::npos && close > open) {
+      offset = offset_outside_strings(bytes, what.substr(open + 1, close - open - 1));
+    }
+    line = line_of_offset(bytes, offset);
+  }
   throw InputError(file, "invalid JSON: " + detail, line);
 }
 
@@ -250,7 +280,7 @@ JsonRecords read_json_array(const fs::path& path) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(bytes);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     json_parse_error(file, bytes, e, 0);
   }
   if (!doc.is_array()) input_error(file, "expected a JSON array of records, got a JSON {}", doc.type_name());
@@ -287,7 +317,7 @@ JsonRecords read_jsonl(const fs::path& path) {
     nlohmann::json record;
     try {
       record = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       json_parse_error(file, bytes, e, line);
     }
     if (!record.is_object()) throw InputError(file, "expected a JSON object on this line", line);

@@ -1,10 +1,13 @@
 #include "experiments/spec.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -315,9 +318,19 @@ YAML::Node to_node(const TrainConfig& t) {
   for (const auto& p : t.no_decay) no_decay.push_back(p);
   no_decay.SetStyle(YAML::EmitterStyle::Flow);
   n["no_decay"] = no_decay;
-  n["schedule"] = t.schedule, n["warmup_steps"] = t.warmup_steps, n["warmup_ratio"] = number(t.warmup_ratio);
+  // Of each pair of alternatives only the one in use, so that the node reads back with read_train (which
+  // refuses both; the round trip in fuzz_spec found that max_steps: 0 beside epochs did not read back).
+  n["schedule"] = t.schedule;
+  if (t.warmup_ratio > 0)
+    n["warmup_ratio"] = number(t.warmup_ratio);
+  else
+    n["warmup_steps"] = t.warmup_steps;
   n["batch_size"] = t.batch_size, n["grad_accum"] = t.grad_accum;
-  n["max_steps"] = t.max_steps, n["epochs"] = t.epochs, n["grad_clip"] = number(t.grad_clip);
+  if (t.max_steps > 0)
+    n["max_steps"] = t.max_steps;
+  else
+    n["epochs"] = t.epochs;
+  n["grad_clip"] = number(t.grad_clip);
   n["eval_every"] = t.eval_every, n["save_every"] = t.save_every, n["select_best"] = t.select_best;
   n["early_stopping_patience"] = t.early_stopping_patience, n["precision"] = t.precision;
   n["activation_checkpointing"] = t.activation_checkpointing, n["threads"] = t.threads;
@@ -365,10 +378,20 @@ std::string key_text(const SourceMap& sources, const YAML::Node& key) {
   return key.Scalar();
 }
 
+// Nodes a spec may hold once its aliases are expanded. Real specs have a few hundred; without a bound, a few
+// lines of nested aliases ("billion laughs") make every walk of the tree take for ever (found by fuzz_spec).
+constexpr size_t kMaxSpecNodes = 100000;
+
 // yaml-cpp keeps duplicate keys (and reads the first); a spec with two `lr:` is a mistake, not a choice.
-void check_unique_keys(const SourceMap& sources, const YAML::Node& node, const std::string& path) {
+// Also bounds the size of the tree (kMaxSpecNodes), counted in `visited`.
+void check_unique_keys(const SourceMap& sources, const YAML::Node& node, const std::string& path, size_t& visited) {
+  if (++visited > kMaxSpecNodes)
+    sources.fail(node, fmt::format("the spec holds more than {} values once its aliases (*name) are expanded "
+                                   "(reached at {})",
+                                   kMaxSpecNodes, path));
   if (node.IsSequence()) {
-    for (size_t i = 0; i < node.size(); ++i) check_unique_keys(sources, node[i], fmt::format("{}[{}]", path, i));
+    for (size_t i = 0; i < node.size(); ++i)
+      check_unique_keys(sources, node[i], fmt::format("{}[{}]", path, i), visited);
     return;
   }
   if (!node.IsMap()) return;
@@ -380,7 +403,7 @@ void check_unique_keys(const SourceMap& sources, const YAML::Node& node, const s
     if (!inserted)
       sources.fail(entry.first,
                    fmt::format("duplicate key '{}' (first written at line {})", full, sources.locate(it->second).line));
-    check_unique_keys(sources, entry.second, full);
+    check_unique_keys(sources, entry.second, full, visited);
   }
 }
 
@@ -436,7 +459,9 @@ void expand_variables(const SourceMap& sources, YAML::Node node) {
   }
 }
 
+// "a.b" -> {a, b}; "a." -> {a, ""}; "" -> {""} (never empty: callers look at the first part).
 std::vector<std::string> split(const std::string& text, char separator) {
+  if (text.empty()) return {""};
   std::vector<std::string> parts;
   std::string part;
   std::istringstream in(text);
@@ -458,12 +483,12 @@ class Loader {
   // Parses one file's text and merges in what it includes.
   YAML::Node load_text(const std::string& text, const std::string& display, const fs::path& folder) {
     std::string padded = sources_->add_file(display, text);
-    std::vector<YAML::Node> documents = YAML::LoadAll(padded);
-    if (documents.size() > 1) sources_->fail(documents[1], "a spec file holds one YAML document, found several");
-    YAML::Node root = documents.empty() ? YAML::Node() : documents[0];
+    check_single_document(padded);
+    YAML::Node root = YAML::Load(padded);
     if (!root || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
     if (!root.IsMap()) sources_->fail(root, "a spec must be a mapping of sections (name, model, methods, ...)");
-    check_unique_keys(*sources_, root, "");
+    size_t visited = 0;
+    check_unique_keys(*sources_, root, "", visited);
 
     YAML::Node merged(YAML::NodeType::Map);
     for (const YAML::Node& item : include_items(root)) merged = merge(merged, load_included(item, folder));
@@ -512,6 +537,47 @@ class Loader {
     if (!fs::is_regular_file(path))
       sources_->fail(item, fmt::format("included file '{}' does not exist", path.string()));
     return load_file(path, path.string());
+  }
+
+  // Where each document starts and where its first node is, for the first two documents.
+  struct DocumentMarks : YAML::EventHandler {
+    std::vector<YAML::Mark> starts, nodes;
+    void node(const YAML::Mark& mark) {
+      if (nodes.size() < starts.size()) nodes.push_back(mark);
+    }
+    void OnDocumentStart(const YAML::Mark& mark) override { starts.push_back(mark); }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override { node(mark); }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+      node(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+      node(mark);
+    }
+    void OnMapEnd() override {}
+  };
+
+  // A spec is one YAML document. Checked with yaml-cpp's event parser, stopping at the second document, not
+  // with YAML::LoadAll: on a document that starts with a stray ',' yaml-cpp 0.7 emits an empty document
+  // without consuming the ',', so LoadAll loops for ever, allocating (found by fuzz_spec).
+  void check_single_document(const std::string& padded) {
+    std::istringstream in(padded);
+    YAML::Parser parser(in);
+    DocumentMarks marks;
+    while (marks.starts.size() < 2 && parser.HandleNextDocument(marks)) {
+    }
+    if (marks.starts.size() < 2) return;
+    SourceMap::Location at = sources_->locate(marks.starts[1].line + 1L);
+    if (marks.starts[1].pos == marks.starts[0].pos)  // no progress: the parser is stuck on this character
+      throw InputError(at.file, fmt::format("cannot parse as YAML: unexpected '{}' at column {}",
+                                            padded[static_cast<size_t>(marks.starts[1].pos)], marks.starts[1].column + 1),
+                       at.line);
+    const YAML::Mark& second = marks.nodes.size() > 1 ? marks.nodes[1] : marks.starts[1];
+    at = sources_->locate(second.line + 1L);
+    throw InputError(at.file, "a spec file holds one YAML document, found several", at.line);
   }
 
   std::shared_ptr<SourceMap> sources_;
@@ -585,10 +651,14 @@ class Override {
     std::vector<std::string> names;
     bool is_index = !selector.empty() &&
                     std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); });
+    // An index too large for size_t matches no entry (std::stoul threw std::out_of_range: found by fuzz_spec).
+    size_t index = 0;
+    const bool index_fits =
+        is_index && std::from_chars(selector.data(), selector.data() + selector.size(), index).ec == std::errc();
     for (size_t k = 0; k < list.size(); ++k) {
       YAML::Node entry = list[k];
       if (is_index) {
-        if (std::stoul(selector) == k) chosen.push_back(entry);
+        if (index_fits && index == k) chosen.push_back(entry);
         continue;
       }
       for (const char* field : {"label", "name"}) {
