@@ -72,8 +72,8 @@ struct BenchMeasurement {
 // Runs one case in this process.
 BenchMeasurement run_bench_case(const BenchCase& bench_case);
 
-// The best float32 matmul rate (GFLOP/s) of this machine with `threads` threads: square products from 1024 to
-// 4096 and the 110M shape's largest layer product, best of several repeats each.
+// The best float32 matmul rate (GFLOP/s) of this machine with `threads` threads: square products (1024, 2048)
+// and the 110M step's largest products (tokens x dim x hidden, tokens x dim x vocab), best of two repeats each.
 double matmul_peak_gflops(int threads);
 
 }  // namespace peftlab

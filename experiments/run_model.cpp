@@ -76,8 +76,11 @@ RunSpec read_run_spec(const fs::path& run_dir) {
   // The resolved run lists every train field with its default; drop the alternatives that were not chosen so
   // the section reads back as written.
   YAML::Node train = resolved["train"];
+  // Run files written before to_node kept only the alternative in use hold both of each pair.
   if (train["max_steps"] && train["max_steps"].as<int64_t>() > 0) train.remove("epochs");
+  else if (train["max_steps"] && train["epochs"]) train.remove("max_steps");
   if (train["warmup_ratio"] && train["warmup_ratio"].as<double>() == 0.0) train.remove("warmup_ratio");
+  else if (train["warmup_ratio"] && train["warmup_steps"]) train.remove("warmup_steps");
   YAML::Node spec;
   spec["name"] = resolved["experiment"];
   spec["model"] = resolved["model"];

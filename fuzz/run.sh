@@ -43,6 +43,7 @@ for t in "${TARGETS[@]}"; do
         -print_final_stats=1 -artifact_prefix="$artifacts")
   [ -f "fuzz/$t.dict" ] && args+=(-dict="fuzz/$t.dict")
   [ -n "${FUZZ_JOBS:-}" ] && args+=(-fork="$FUZZ_JOBS" -ignore_crashes=0)
+  [ -n "${FUZZ_SEED:-}" ] && args+=(-seed="$FUZZ_SEED")  # CI: the same mutation sequence every time
   seeds=(); [ -d "fuzz/corpus/$t" ] && seeds=("fuzz/corpus/$t")
   echo "== $t: ${SECONDS_PER_TARGET}s"
   if "$BUILD/fuzz/$t" "${args[@]}" "$work" "${seeds[@]}" >"$log" 2>&1; then

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/benchmark.h"
+#include "core/errors.h"
 #include "tests/test_support.h"
 
 namespace peftlab {
