@@ -35,7 +35,7 @@ namespace fs = std::filesystem;
 struct BenchArgs {
   std::vector<std::string> shapes;
   std::string methods = "full,lora,dora,bora,lora+bf16,lora+ckpt";
-  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8;
+  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5;
   bool reference = true;
   std::string json_out, markdown_out;
   std::string child_case;  // internal: run one case in this process and print its JSON
@@ -244,6 +244,7 @@ int run_bench(const BenchArgs& args) {
   const auto shapes = args.shapes.empty() ? bench_shape_names() : args.shapes;
   BenchCase defaults;
   defaults.batch = args.batch, defaults.seq_len = args.seq_len, defaults.rank = args.rank;
+  defaults.eval_repeats = args.eval_repeats;
   defaults.threads = global_options().threads, defaults.device = global_options().device;
   std::vector<BenchCase> variants;
   std::stringstream list(args.methods);
@@ -309,6 +310,7 @@ std::function<int()> setup_bench(CLI::App& cmd) {
                  "Comma-separated cases: full, lora, dora, bora, each optionally +bf16 and/or +ckpt (activation checkpointing)");
   cmd.add_option("--steps", args->steps, "Timed steps per case (default: 20, 10, 8, 6 by shape)")->check(CLI::PositiveNumber);
   cmd.add_option("--warmup", args->warmup, "Untimed steps first (default: 5 at 260K, else 2)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--eval-repeats", args->eval_repeats, "Timed evaluation forwards per case (median)")->check(CLI::PositiveNumber);
   cmd.add_option("--batch", args->batch, "Rows per batch")->check(CLI::PositiveNumber);
   cmd.add_option("--seq-len", args->seq_len, "Tokens per row")->check(CLI::PositiveNumber);
   cmd.add_option("--rank", args->rank, "Adapter rank")->check(CLI::PositiveNumber);
