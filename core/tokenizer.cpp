@@ -52,6 +52,32 @@ void resolve(void* library, const char* symbol, F& out) {
   if (out == nullptr) throw std::runtime_error(std::string("sentencepiece shim lacks ") + symbol);
 }
 
+// dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND). AddressSanitizer's dlopen interceptor refuses RTLD_DEEPBIND
+// outright (google/sanitizers#611: a deep-bound library could bind malloc/free to libc instead of ASan).
+// That cannot happen here: in a sanitized build the shim itself is linked with -fsanitize=address, so
+// libasan comes first among its own dependencies and its deep-bound scope resolves malloc, free, new and
+// delete to ASan (checked with LD_DEBUG=bindings). So a sanitized build calls libc's dlopen directly, then
+// opens the loaded library once more through the interceptor without RTLD_DEEPBIND (RTLD_NOLOAD: no new
+// load) so that ASan still learns about the new module.
+void* dlopen_deepbind(const char* path) {
+  constexpr int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#if defined(__SANITIZE_ADDRESS__)
+  using DlopenFn = void* (*)(const char*, int);
+  static DlopenFn libc_dlopen = [] {
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    return libc == nullptr ? nullptr : reinterpret_cast<DlopenFn>(dlsym(libc, "dlopen"));
+  }();
+  if (libc_dlopen == nullptr) return dlopen(path, flags);
+  void* library = libc_dlopen(path, flags);
+  if (library != nullptr) {
+    if (void* again = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) dlclose(again);
+  }
+  return library;
+#else
+  return dlopen(path, flags);
+#endif
+}
+
 std::shared_ptr<Tokenizer::Shim> load_shim_once() {
   static std::mutex mutex;
   static std::shared_ptr<Tokenizer::Shim> shim;
@@ -61,7 +87,7 @@ std::shared_ptr<Tokenizer::Shim> load_shim_once() {
   void* library = nullptr;
   for (const auto& candidate : shim_candidates()) {
     if (!fs::exists(candidate)) continue;
-    library = dlopen(candidate.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+    library = dlopen_deepbind(candidate.c_str());
     if (library != nullptr) break;
     tried += std::string(" ") + dlerror();
   }

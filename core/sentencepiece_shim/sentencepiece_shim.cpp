@@ -4,6 +4,7 @@
 #include <sentencepiece_processor.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,14 +20,14 @@ extern "C" {
 
 void* peftlab_spm_load(const char* path, char* err, size_t err_len) {
   try {
-    auto* sp = new sentencepiece::SentencePieceProcessor();
+    // Owned until returned: Load() may throw (e.g. a protobuf version check), and the processor must not leak.
+    auto sp = std::make_unique<sentencepiece::SentencePieceProcessor>();
     auto status = sp->Load(path);
     if (!status.ok()) {
       copy_error(status.ToString(), err, err_len);
-      delete sp;
       return nullptr;
     }
-    return sp;
+    return sp.release();
   } catch (const std::exception& e) {
     copy_error(e.what(), err, err_len);
     return nullptr;
