@@ -1,13 +1,13 @@
 #include "core/dataset.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <random>
+#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/checksum.h"
 #include "core/errors.h"
 
@@ -64,8 +64,7 @@ bool get_ints(std::istream& in, std::vector<int32_t>& values, uint32_t n, uint64
 }  // namespace
 
 void write_tokenized(const fs::path& path, const std::string& digest, const std::vector<TokenizedExample>& examples) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) input_error(path.string(), "cannot write the token cache file");
+  std::ostringstream out;
   out.write(kMagic, 8);
   std::string padded = digest;
   padded.resize(64, ' ');
@@ -82,7 +81,10 @@ void write_tokenized(const fs::path& path, const std::string& digest, const std:
     out.write(reinterpret_cast<const char*>(e.labels.data()), std::streamsize(e.labels.size() * sizeof(int32_t)));
   }
   out.write(kTrailer, 8);
-  if (!out) input_error(path.string(), "cannot write the token cache file (disk full?)");
+  // Whole or absent, so that a concurrent run never reads half a file; the cache can be rebuilt, so no fsync.
+  AtomicFileWriter file(path);
+  file.write(out.str());
+  file.commit(/*durable=*/false);
 }
 
 std::optional<std::vector<TokenizedExample>> read_tokenized(const fs::path& path, const std::string& digest) {
@@ -138,19 +140,11 @@ std::vector<TokenizedExample> load_or_tokenize(const CacheKey& key, const fs::pa
   std::error_code ec;
   fs::create_directories(cache_dir, ec);
   if (ec) input_error(cache_dir.string(), "cannot create the token cache folder: {}", ec.message());
-  // Written beside the final name and renamed, so that a reader never sees half a file (concurrent runs).
-  fs::path temporary = file;
-  temporary += ".tmp" + std::to_string(::getpid()) + "-" + std::to_string(std::random_device{}());
   try {
-    write_tokenized(temporary, digest, examples);
-  } catch (const InputError&) {  // named by the cache file, not its temporary name; no leftover
-    fs::remove(temporary, ec);
-    input_error(file.string(), "cannot write the token cache file (disk full? set PEFTLAB_CACHE elsewhere)");
-  }
-  fs::rename(temporary, file, ec);
-  if (ec) {
-    fs::remove(temporary, ec);
-    input_error(file.string(), "cannot move the token cache file into place");
+    write_tokenized(file, digest, examples);
+  } catch (const InputError& e) {
+    input_error(file.string(), "cannot write the token cache file ({}; disk full? set PEFTLAB_CACHE elsewhere)",
+                e.problem());
   }
   return examples;
 }

@@ -158,46 +158,47 @@ long line_of_offset(const std::string& bytes, size_t offset) {
   return line;
 }
 
+// Calls visit(i) for each byte of `bytes` outside JSON strings (a string's opening quote included, its
+// contents and closing quote skipped); stops at the first i for which visit returns true and returns it.
+template <typename Visit>
+size_t scan_outside_strings(const std::string& bytes, Visit visit) {
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (visit(i)) return i;
+    if (bytes[i] != '"') continue;
+    for (++i; i < bytes.size() && bytes[i] != '"'; ++i)
+      if (bytes[i] == '\\') ++i;
+  }
+  return std::string::npos;
+}
+
 // Byte offsets where each element of the top-level JSON array starts (the array has already parsed).
 std::vector<size_t> top_level_element_offsets(const std::string& bytes) {
   std::vector<size_t> offsets;
   int depth = 0;
-  bool in_string = false, expect_element = false;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    char c = bytes[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+  bool expect_element = false;
+  scan_outside_strings(bytes, [&](size_t i) {
+    const char c = bytes[i];
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') return false;
     if (depth == 1 && expect_element && c != ']') {
       offsets.push_back(i);
       expect_element = false;
     }
-    if (c == '"') in_string = true;
-    else if (c == '[' || c == '{') {
+    if (c == '[' || c == '{') {
       if (++depth == 1) expect_element = true;
-    } else if (c == ']' || c == '}') --depth;
-    else if (c == ',' && depth == 1) expect_element = true;
-  }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (c == ',' && depth == 1) {
+      expect_element = true;
+    }
+    return false;
+  });
   return offsets;
 }
 
 // Byte offset of the first occurrence of `token` outside JSON strings (npos when none).
 size_t offset_outside_strings(const std::string& bytes, const std::string& token) {
-  bool in_string = false;
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    char c = bytes[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (!token.empty() && bytes.compare(i, token.size(), token) == 0) return i;
-  }
-  return std::string::npos;
+  if (token.empty()) return std::string::npos;
+  return scan_outside_strings(bytes, [&](size_t i) { return bytes[i] != '"' && bytes.compare(i, token.size(), token) == 0; });
 }
 
 // nlohmann throws parse_error for bad syntax (with the byte where it stopped) and out_of_range for a number

@@ -3,8 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
+#include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/checksum.h"
 #include "core/errors.h"
 #include "core/suggest.h"
@@ -102,9 +103,7 @@ void write_prediction_table(const std::filesystem::path& path, const Task& task,
                                             predictions.size(), examples.size()));
   if (task.kind() != TaskKind::Classification && task.kind() != TaskKind::Regression)
     throw std::logic_error("write_prediction_table: task " + task.name() + " has no per-example labels to write");
-  const auto partial = std::filesystem::path(path.string() + ".partial");
-  std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-  if (!out) throw InputError(path.string(), "cannot write the predictions file");
+  std::ostringstream out;
   out << "index\tprediction\n";
   const auto labels = task.label_names();
   for (size_t i = 0; i < examples.size(); ++i) {
@@ -117,9 +116,9 @@ void write_prediction_table(const std::filesystem::path& path, const Task& task,
       throw std::invalid_argument(fmt::format("write_prediction_table: prediction {} is not a class index", predictions[i]));
     out << examples[i].id << '\t' << labels[size_t(index)] << '\n';
   }
-  out.close();
-  if (!out) throw InputError(path.string(), "cannot write the predictions file (disk full?)");
-  std::filesystem::rename(partial, path);
+  AtomicFileWriter file(path);  // whole or absent
+  file.write(out.str());
+  file.commit();
 }
 
 TaskProvenance Task::provenance() const {
