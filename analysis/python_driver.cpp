@@ -1,12 +1,12 @@
 #include "analysis/python_driver.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <system_error>
 
 #include "core/errors.h"
+#include "core/subprocess.h"
 
 namespace peftlab {
 
@@ -48,27 +48,12 @@ int run_analysis(const std::vector<std::string>& args) {
   const std::string script = (analysis_dir() / kScript).string();
   std::vector<std::string> argv_strings = {python, script};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-
-  constexpr int kExecFailed = 127;
-  pid_t pid = fork();
-  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
-  if (pid == 0) {
-    execvp(python.c_str(), argv.data());
-    _exit(kExecFailed);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "waitpid");
-  }
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  int code = WEXITSTATUS(status);
-  if (code == kExecFailed)
+  try {
+    return wait_child(start_child(argv_strings)).status;
+  } catch (const std::system_error&) {
     throw InputError(python, "cannot run the analysis interpreter (install python3, python3-h5py, "
                              "python3-matplotlib; or set PEFTLAB_PYTHON)");
-  return code;
+  }
 }
 
 }  // namespace peftlab

@@ -53,18 +53,6 @@ Llama bench_model(const BenchCase& c) {
   return model;
 }
 
-// A causal-LM batch of random tokens: the step's cost does not depend on which tokens they are.
-Batch random_batch(const BenchCase& c, int64_t vocab, torch::Device device) {
-  auto generator = at::detail::createCPUGenerator(c.seed + 1);
-  Batch b;
-  b.input_ids = torch::randint(vocab, {c.batch, c.seq_len}, generator, torch::kLong).to(device);
-  b.attention_mask = torch::ones({c.batch, c.seq_len}, torch::kLong).to(device);
-  b.labels = b.input_ids.clone();
-  b.last_index = torch::full({c.batch}, c.seq_len - 1, torch::kLong).to(device);
-  b.example_index = torch::arange(c.batch, torch::kLong);
-  return b;
-}
-
 int64_t resident_bytes() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -210,7 +198,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
     throw InputError("--seq-len", fmt::format("{} exceeds the {} model's context of {}", c.seq_len, c.shape, config.max_seq_len));
   backbone->to(device);
   TaskModel model(backbone, TaskKind::CausalLM, 0);
-  const Batch batch = random_batch(c, config.vocab_size, device);
+  const Batch batch = random_token_batch(config.vocab_size, c.batch, c.seq_len, c.seed + 1, device);
 
   // The plain backbone's evaluation time, before any adapter exists.
   m.eval_plain_seconds = time_evaluation(*model, batch, c.eval_repeats);
@@ -265,6 +253,17 @@ double matmul_peak_gflops(int threads) {
     }
   }
   return best;
+}
+
+Batch random_token_batch(int64_t vocab, int64_t rows, int64_t length, uint64_t seed, torch::Device device) {
+  auto generator = at::detail::createCPUGenerator(seed);
+  Batch b;
+  b.input_ids = torch::randint(vocab, {rows, length}, generator, torch::kLong).to(device);
+  b.attention_mask = torch::ones({rows, length}, torch::kLong).to(device);
+  b.labels = b.input_ids.clone();
+  b.last_index = torch::full({rows}, length - 1, torch::kLong).to(device);
+  b.example_index = torch::arange(rows, torch::kLong);
+  return b;
 }
 
 }  // namespace peftlab

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dataset.h"
 #include "core/llama.h"
 
 namespace peftlab {
@@ -71,6 +72,11 @@ struct BenchMeasurement {
 
 // Runs one case in this process.
 BenchMeasurement run_bench_case(const BenchCase& bench_case);
+
+// A causal-LM batch of `rows` x `length` random tokens (labels = inputs, every position real): a step's cost,
+// and a comparison of two ways of computing it, do not depend on which tokens they are.
+Batch random_token_batch(int64_t vocab, int64_t rows, int64_t length, uint64_t seed,
+                         torch::Device device = torch::kCPU);
 
 // The best float32 matmul rate (GFLOP/s) of this machine with `threads` threads: square products (1024, 2048)
 // and the 110M step's largest products (tokens x dim x hidden, tokens x dim x vocab), best of two repeats each.

@@ -3,12 +3,6 @@
 // layers (bench/reference_step.py). Each case runs in its own child process (this binary with --case), so
 // its peak resident memory (wait4's ru_maxrss) is its own. The output is the table docs/performance.md keeps,
 // followed by the targets of issue 7, each met or missed.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -23,9 +17,8 @@
 #include "bench/benchmark.h"
 #include "core/errors.h"
 #include "core/runtime.h"
+#include "core/subprocess.h"
 #include "tools/cli.h"
-
-extern char** environ;
 
 namespace peftlab::cli {
 namespace {
@@ -40,45 +33,6 @@ struct BenchArgs {
   std::string json_out, markdown_out;
   std::string child_case;  // internal: run one case in this process and print its JSON
 };
-
-struct ChildRun {
-  int status = -1;
-  std::string output;       // stdout
-  int64_t peak_rss_bytes = 0;
-};
-
-// Runs argv[0] with its stdout captured; stderr passes through. ru_maxrss of this child alone (wait4).
-ChildRun run_child(const std::vector<std::string>& argv) {
-  int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(pipe_fds[1]);
-  ChildRun run;
-  if (spawned != 0) {
-    close(pipe_fds[0]);
-    run.output = std::string("cannot start ") + argv[0];
-    return run;
-  }
-  char buffer[4096];
-  ssize_t n = 0;
-  while ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0) run.output.append(buffer, static_cast<size_t>(n));
-  close(pipe_fds[0]);
-  int status = 0;
-  struct rusage usage {};
-  wait4(pid, &status, 0, &usage);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
-  return run;
-}
 
 std::string last_line(const std::string& text) {
   std::istringstream lines(text);
@@ -118,7 +72,9 @@ Reference run_reference(const BenchCase& c, const LlamaConfig& config) {
     return r;
   }
   const int threads = c.threads > 0 ? c.threads : hardware_threads();
-  ChildRun run = run_child({analysis_python(), script, "--dim", std::to_string(config.dim), "--layers",
+  ChildOutput run;
+  try {
+    run = run_capturing_stdout({analysis_python(), script, "--dim", std::to_string(config.dim), "--layers",
                             std::to_string(config.n_layers), "--heads", std::to_string(config.n_heads),
                             "--kv-heads", std::to_string(config.n_kv_heads), "--hidden",
                             std::to_string(config.hidden_dim), "--vocab", std::to_string(config.vocab_size),
@@ -126,22 +82,26 @@ Reference run_reference(const BenchCase& c, const LlamaConfig& config) {
                             "--method", c.method, "--rank", std::to_string(c.rank), "--warmup",
                             std::to_string(c.warmup), "--steps", std::to_string(c.steps), "--threads",
                             std::to_string(threads)});
-  if (run.status != 0) {
+  } catch (const std::system_error&) {
+    run.exit.status = 127;  // no interpreter: reported like a failed script
+  }
+  if (run.exit.status != 0) {
     r.why_missing = "the Python reference failed (needs python3-torch)";
     return r;
   }
-  auto j = nlohmann::json::parse(last_line(run.output));
+  auto j = nlohmann::json::parse(last_line(run.stdout_text));
   r.step_seconds = j.at("step_seconds_median").get<double>();
-  r.peak_rss_bytes = run.peak_rss_bytes;
+  r.peak_rss_bytes = run.exit.peak_rss_bytes;
   return r;
 }
 
 BenchMeasurement run_case_in_child(const BenchCase& c) {
   const std::string self = fs::canonical("/proc/self/exe").string();
-  ChildRun run = run_child({self, "--quiet", "bench", "--case", c.to_json().dump()});
-  if (run.status != 0) throw std::runtime_error(fmt::format("bench case {} {} failed (exit {})", c.shape, c.label(), run.status));
-  BenchMeasurement m = BenchMeasurement::from_json(nlohmann::json::parse(last_line(run.output)));
-  m.peak_rss_bytes = run.peak_rss_bytes;
+  const ChildOutput run = run_capturing_stdout({self, "--quiet", "bench", "--case", c.to_json().dump()});
+  if (run.exit.status != 0)
+    throw std::runtime_error(fmt::format("bench case {} {} failed (exit {})", c.shape, c.label(), run.exit.status));
+  BenchMeasurement m = BenchMeasurement::from_json(nlohmann::json::parse(last_line(run.stdout_text)));
+  m.peak_rss_bytes = run.exit.peak_rss_bytes;
   return m;
 }
 

@@ -2,9 +2,7 @@
 // that already completed; then the comparison table.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -15,11 +13,10 @@
 #include "core/errors.h"
 #include "core/recorder.h"
 #include "core/runtime.h"
+#include "core/subprocess.h"
 #include "experiments/runner.h"
 #include "experiments/sweep.h"
 #include "tools/cli.h"
-
-extern char** environ;
 
 namespace peftlab::cli {
 namespace {
@@ -73,27 +70,9 @@ std::vector<std::string> child_command(const RunArgs& args, const std::vector<st
   return argv;
 }
 
-// Starts `command` with this process's environment plus `extra_env` ("NAME=value").
-pid_t spawn(const std::vector<std::string>& command, const std::vector<std::string>& extra_env = {}) {
-  std::vector<char*> argv;
-  for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  for (const auto& e : extra_env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) != 0) throw std::runtime_error("cannot start a job");
-  return pid;
-}
-
 int wait_all(const std::vector<pid_t>& children) {
   int worst = 0;
-  for (pid_t child : children) {
-    int status = 0;
-    waitpid(child, &status, 0);
-    worst = std::max(worst, WIFEXITED(status) ? WEXITSTATUS(status) : 1);
-  }
+  for (pid_t child : children) worst = std::max(worst, wait_child(child).status);
   return worst;
 }
 
@@ -122,8 +101,8 @@ int run_data_parallel(const RunArgs& args, const std::vector<RunSpec>& pending) 
   for (int rank = 0; rank < args.nproc; ++rank) {
     auto command = child_command(args, ids, threads);
     if (global_options().quiet || rank > 0) command.insert(command.begin() + 1, "-q");
-    children.push_back(spawn(command, {"RANK=" + std::to_string(rank), "WORLD_SIZE=" + std::to_string(args.nproc),
-                                       "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}));
+    children.push_back(start_child(command, {"RANK=" + std::to_string(rank), "WORLD_SIZE=" + std::to_string(args.nproc),
+                                             "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}));
   }
   return wait_all(children);
 }
@@ -136,7 +115,7 @@ int run_in_parallel(const RunArgs& args, const std::vector<RunSpec>& pending) {
   for (int j = 0; j < jobs; ++j) {
     std::vector<std::string> ids;
     for (size_t k = j; k < pending.size(); k += jobs) ids.push_back(pending[k].id);
-    children.push_back(spawn(child_command(args, ids, threads)));
+    children.push_back(start_child(child_command(args, ids, threads)));
   }
   return wait_all(children);
 }

@@ -3,6 +3,7 @@
 // matmuls in bfloat16 while the weights the optimizer updates stay float32.
 #include <gtest/gtest.h>
 
+#include "bench/benchmark.h"
 #include "core/llama2c.h"
 #include "core/precision.h"
 #include "experiments/training_step.h"
@@ -12,18 +13,6 @@
 
 namespace peftlab {
 namespace {
-
-// A causal-LM batch of random tokens (the loss needs no real text to compare two ways of computing it).
-Batch random_lm_batch(int64_t vocab, int64_t rows, int64_t length, uint64_t seed) {
-  auto generator = at::detail::createCPUGenerator(seed);
-  Batch b;
-  b.input_ids = torch::randint(vocab, {rows, length}, generator, torch::kLong);
-  b.attention_mask = torch::ones({rows, length}, torch::kLong);
-  b.labels = b.input_ids.clone();
-  b.last_index = torch::full({rows}, length - 1, torch::kLong);
-  b.example_index = torch::arange(rows, torch::kLong);
-  return b;
-}
 
 struct Trained {
   std::vector<double> losses;
@@ -45,7 +34,7 @@ Trained train_two_steps(const std::string& method_yaml, bool checkpointing, cons
   train.lr = 1e-2;
   train.precision = precision;
   auto optimizer = make_optimizer(*model, train);
-  const Batch batch = random_lm_batch(backbone->config().vocab_size, 4, 64, 3);
+  const Batch batch = random_token_batch(backbone->config().vocab_size, 4, 64, 3);
   DataParallel one_process;
   Trained out;
   torch::manual_seed(5);  // the dropout stream
