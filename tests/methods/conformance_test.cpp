@@ -6,6 +6,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <map>
+
 #include "core/llama2c.h"
 #include "methods/adaptation.h"
 #include "methods/registry.h"
@@ -247,6 +249,43 @@ TEST_P(MethodConformance, ExactNormGradientsMatchFiniteDifferences) {
       double numeric = (up - down) / (2 * eps);
       EXPECT_NEAR(grad[i].item<double>(), numeric, 1e-6 * std::max(1.0, std::abs(numeric)))
           << item.key() << "[" << i << "]";
+    }
+  }
+}
+
+// With exact norms every gradient is the true one, so autograd through the float64 reference formula (which
+// builds W' and never sees the adapter's forward) must give the same gradients as the adapter's forward, which
+// rescales activations and keeps the products rather than the pre-scale activations. A magnitude entry of
+// exactly zero makes those activations unrecoverable from the products; the gradients must not change.
+TEST_P(MethodConformance, GradientsMatchAutogradThroughTheReferenceFormulaAlsoWithAZeroMagnitude) {
+  auto options = method->to_json();
+  if (method->trains_base_weights() || detaches_norms(options)) GTEST_SKIP() << "norms detached or no adapter";
+  for (bool zero_magnitude : {false, true}) {
+    SCOPED_TRACE(zero_magnitude ? "one magnitude entry zero" : "no zero magnitude");
+    auto slot = make_float64_slot(*method, model->config());
+    auto params = slot.layer->adapter()->named_parameters();
+    auto get = [&](const std::string& n) { return params.contains(n) ? params[n] : torch::Tensor(); };
+    if (zero_magnitude) {
+      if (!get("magnitude").defined()) continue;  // LoRA: nothing to zero
+      torch::NoGradGuard no_grad;
+      get("magnitude")[1] = 0.0;
+      if (get("magnitude_in").defined()) get("magnitude_in")[2] = 0.0;
+    }
+    auto x = torch::randn({2, 3, slot.plan.in_features}, torch::kFloat64);
+    auto upstream = torch::randn({2, 3, slot.plan.out_features}, torch::kFloat64);
+    (slot.layer->forward(x) * upstream).sum().backward();
+    std::map<std::string, torch::Tensor> adapter_grads;
+    for (auto& item : params) {
+      adapter_grads[item.key()] = item.value().grad().clone();
+      item.value().mutable_grad() = torch::Tensor();
+    }
+    auto w = testing::reference_merged_weight(reference_kind(options), slot.layer->weight, get("lora_A"),
+                                              get("lora_B"), slot.plan.scaling, get("magnitude"), get("magnitude_in"));
+    (torch::matmul(x, w.t()) * upstream).sum().backward();
+    for (auto& item : params) {
+      ASSERT_TRUE(item.value().grad().defined()) << item.key();
+      EXPECT_GT(item.value().grad().abs().max().item<double>(), 0.0) << item.key() << ": a zero gradient proves nothing";
+      EXPECT_LE(max_relative_difference(adapter_grads[item.key()], item.value().grad()), 1e-10) << item.key();
     }
   }
 }
