@@ -49,7 +49,7 @@ int run_analysis(const std::vector<std::string>& args) {
   std::vector<std::string> argv_strings = {python, script};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   try {
-    return wait_child(start_child(argv_strings)).status;
+    return wait_child(start_child(argv_strings));
   } catch (const std::system_error&) {
     throw InputError(python, "cannot run the analysis interpreter (install python3, python3-h5py, "
                              "python3-matplotlib; or set PEFTLAB_PYTHON)");

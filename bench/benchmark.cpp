@@ -53,11 +53,12 @@ Llama bench_model(const BenchCase& c) {
   return model;
 }
 
-int64_t resident_bytes() {
+// A size line of /proc/self/status ("VmRSS:  1234 kB"), in bytes.
+int64_t status_bytes(const std::string& field) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmRSS:  1234 kB"
+    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size())) * 1024;
   return 0;
 }
 
@@ -213,7 +214,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   train.precision = c.precision;
   auto optimizer = make_optimizer(*model, train);
   m.flops_per_step = training_step_flops(config, c.method, c.rank, c.batch, c.seq_len).total();
-  m.rss_after_setup_bytes = resident_bytes();
+  m.rss_after_setup_bytes = status_bytes("VmRSS:");
 
   DataParallel one_process;
   model->train();
@@ -232,6 +233,9 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
 
   merge_all(*backbone);
   m.eval_merged_seconds = time_evaluation(*model, batch, c.eval_repeats);
+  // This process's own high-water mark since exec. Not the launcher's wait4 ru_maxrss: Linux carries the
+  // parent's peak across exec into it, and the launcher has run the matmul-peak probe (about 0.6 GiB).
+  m.peak_rss_bytes = status_bytes("VmHWM:");
   return m;
 }
 

@@ -62,7 +62,7 @@ struct BenchMeasurement {
   double eval_plain_seconds = 0;                 // one no-grad forward + loss of the batch, backbone alone
   double eval_merged_seconds = 0;                // the same with the method's adapters merged into the weights
   int64_t rss_after_setup_bytes = 0;             // model, adapters and optimizer built, before the first step
-  int64_t peak_rss_bytes = 0;                    // the whole process (filled in by the launcher, from wait4)
+  int64_t peak_rss_bytes = 0;                    // the case process's high-water mark (VmHWM), whole process
 
   double tokens_per_second() const;
   double gflops_per_second() const;

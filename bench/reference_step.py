@@ -12,7 +12,7 @@ SwiGLU, tied output embedding), randomly initialised. The adapters follow PEFT's
          (mag_norm_scale - 1) * F.linear(x, W) + mag_norm_scale * lora_B(lora_A(x)) * scaling
 (peft/tuners/lora/dora.py, DoraLinearLayer.forward). The step is AdamW on the trainable parameters after a
 causal-LM cross-entropy over a batch of random tokens, timed as peftlab times it: the median of `steps` steps
-after `warmup`. Prints one JSON line; peak memory is measured by the caller (wait4's ru_maxrss).
+after `warmup`. Prints one JSON line, with this process's peak resident memory (VmHWM).
 """
 import argparse
 import json
@@ -141,6 +141,15 @@ def adapt(model, method, rank, alpha):
             setattr(layer, name, LoraLinear(getattr(layer, name), rank, alpha, method == "dora"))
 
 
+def peak_resident_bytes():
+    """This process's high-water mark since exec (VmHWM), as the C++ bench cases report theirs."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dim", type=int, required=True)
@@ -187,7 +196,8 @@ def main():
             times.append(time.perf_counter() - start)
     print(json.dumps({"method": a.method, "step_seconds_median": statistics.median(times),
                       "step_seconds_min": min(times), "step_seconds_max": max(times), "final_loss": loss,
-                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+                      "threads": torch.get_num_threads(), "torch": torch.__version__,
+                      "peak_rss_bytes": peak_resident_bytes()}))
     return 0
 
 

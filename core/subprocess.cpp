@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <spawn.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,15 +54,11 @@ pid_t start_child(const std::vector<std::string>& argv, const std::vector<std::s
   return pid;
 }
 
-ChildExit wait_child(pid_t pid) {
+int wait_child(pid_t pid) {
   int status = 0;
-  struct rusage usage {};
-  while (wait4(pid, &status, 0, &usage) < 0)
-    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "wait4");
-  ChildExit exit;
-  exit.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  exit.peak_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
-  return exit;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw std::system_error(errno, std::generic_category(), "waitpid");
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 ChildOutput run_capturing_stdout(const std::vector<std::string>& argv) {
@@ -89,7 +84,7 @@ ChildOutput run_capturing_stdout(const std::vector<std::string>& argv) {
     }
   }
   close(fds[0]);
-  out.exit = wait_child(pid);
+  out.status = wait_child(pid);
   return out;
 }
 

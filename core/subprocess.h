@@ -5,7 +5,6 @@
 
 #include <sys/types.h>
 
-#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -17,16 +16,13 @@ namespace peftlab {
 pid_t start_child(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
                   int stdout_fd = -1);
 
-struct ChildExit {
-  int status = 0;              // the exit code, or 128 + the signal that ended it (as a shell reports it)
-  int64_t peak_rss_bytes = 0;  // the child's own peak resident memory (wait4's ru_maxrss)
-};
-
-// Waits for a child started by start_child (retrying on EINTR).
-ChildExit wait_child(pid_t pid);
+// Waits for a child started by start_child (retrying on EINTR); returns its exit code, or 128 + the signal
+// that ended it, as a shell reports it. (No peak memory here: Linux carries the parent's high-water mark
+// across exec into a child's ru_maxrss, so a child that measures memory reports its own VmHWM.)
+int wait_child(pid_t pid);
 
 struct ChildOutput {
-  ChildExit exit;
+  int status = 0;  // as wait_child's
   std::string stdout_text;
 };
 

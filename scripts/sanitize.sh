@@ -12,8 +12,8 @@
 #   scripts/sanitize.sh [--build DIR] [--no-build] [--tests-only | --cli-only] [-j N]
 #   ctest --test-dir build -L sanitize          # the same, registered as a test (labels: sanitize, slow)
 #
-# Under ASan everything runs several times slower: the suite takes about an hour on 2 busy cores, the first
-# build 40-60 minutes more. Suppressions (third-party code only, each with its reason) are in tests/sanitize/.
+# Under ASan everything runs slower: on 2 idle cores the first build takes about 53 minutes, the suite 20
+# (figures: docs/reliability.md). Suppressions (third-party code only, each with its reason) are in tests/sanitize/.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,7 +1,7 @@
 // peftlab bench: training-step time, tokens/s, GFLOP/s (and its share of this machine's matmul peak), peak
 // memory and merged-weight evaluation time for every method, beside the same step in PyTorch with PEFT-style
 // layers (bench/reference_step.py). Each case runs in its own child process (this binary with --case), so
-// its peak resident memory (wait4's ru_maxrss) is its own. The output is the table docs/performance.md keeps,
+// its peak resident memory (its own VmHWM) is its own. The output is the table docs/performance.md keeps,
 // followed by the targets of issue 7, each met or missed.
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -83,26 +83,24 @@ Reference run_reference(const BenchCase& c, const LlamaConfig& config) {
                             std::to_string(c.warmup), "--steps", std::to_string(c.steps), "--threads",
                             std::to_string(threads)});
   } catch (const std::system_error&) {
-    run.exit.status = 127;  // no interpreter: reported like a failed script
+    run.status = 127;  // no interpreter: reported like a failed script
   }
-  if (run.exit.status != 0) {
+  if (run.status != 0) {
     r.why_missing = "the Python reference failed (needs python3-torch)";
     return r;
   }
   auto j = nlohmann::json::parse(last_line(run.stdout_text));
   r.step_seconds = j.at("step_seconds_median").get<double>();
-  r.peak_rss_bytes = run.exit.peak_rss_bytes;
+  r.peak_rss_bytes = j.at("peak_rss_bytes").get<int64_t>();
   return r;
 }
 
 BenchMeasurement run_case_in_child(const BenchCase& c) {
   const std::string self = fs::canonical("/proc/self/exe").string();
   const ChildOutput run = run_capturing_stdout({self, "--quiet", "bench", "--case", c.to_json().dump()});
-  if (run.exit.status != 0)
-    throw std::runtime_error(fmt::format("bench case {} {} failed (exit {})", c.shape, c.label(), run.exit.status));
-  BenchMeasurement m = BenchMeasurement::from_json(nlohmann::json::parse(last_line(run.stdout_text)));
-  m.peak_rss_bytes = run.exit.peak_rss_bytes;
-  return m;
+  if (run.status != 0)
+    throw std::runtime_error(fmt::format("bench case {} {} failed (exit {})", c.shape, c.label(), run.status));
+  return BenchMeasurement::from_json(nlohmann::json::parse(last_line(run.stdout_text)));
 }
 
 struct ShapeResults {

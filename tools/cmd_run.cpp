@@ -72,7 +72,7 @@ std::vector<std::string> child_command(const RunArgs& args, const std::vector<st
 
 int wait_all(const std::vector<pid_t>& children) {
   int worst = 0;
-  for (pid_t child : children) worst = std::max(worst, wait_child(child).status);
+  for (pid_t child : children) worst = std::max(worst, wait_child(child));
   return worst;
 }
 
