@@ -234,7 +234,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   merge_all(*backbone);
   m.eval_merged_seconds = time_evaluation(*model, batch, c.eval_repeats);
   // This process's own high-water mark since exec. Not the launcher's wait4 ru_maxrss: Linux carries the
-  // parent's peak across exec into it, and the launcher has run the matmul-peak probe (about 0.6 GiB).
+  // parent's peak across exec into it, and the launcher has run the matmul-peak probe (0.8 GiB).
   m.peak_rss_bytes = status_bytes("VmHWM:");
   return m;
 }

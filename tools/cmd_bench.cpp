@@ -74,14 +74,13 @@ Reference run_reference(const BenchCase& c, const LlamaConfig& config) {
   const int threads = c.threads > 0 ? c.threads : hardware_threads();
   ChildOutput run;
   try {
-    run = run_capturing_stdout({analysis_python(), script, "--dim", std::to_string(config.dim), "--layers",
-                            std::to_string(config.n_layers), "--heads", std::to_string(config.n_heads),
-                            "--kv-heads", std::to_string(config.n_kv_heads), "--hidden",
-                            std::to_string(config.hidden_dim), "--vocab", std::to_string(config.vocab_size),
-                            "--batch", std::to_string(c.batch), "--seq-len", std::to_string(c.seq_len),
-                            "--method", c.method, "--rank", std::to_string(c.rank), "--warmup",
-                            std::to_string(c.warmup), "--steps", std::to_string(c.steps), "--threads",
-                            std::to_string(threads)});
+    run = run_capturing_stdout(
+        {analysis_python(), script, "--dim", std::to_string(config.dim), "--layers", std::to_string(config.n_layers),
+         "--heads", std::to_string(config.n_heads), "--kv-heads", std::to_string(config.n_kv_heads), "--hidden",
+         std::to_string(config.hidden_dim), "--vocab", std::to_string(config.vocab_size), "--batch",
+         std::to_string(c.batch), "--seq-len", std::to_string(c.seq_len), "--method", c.method, "--rank",
+         std::to_string(c.rank), "--warmup", std::to_string(c.warmup), "--steps", std::to_string(c.steps),
+         "--threads", std::to_string(threads)});
   } catch (const std::system_error&) {
     run.status = 127;  // no interpreter: reported like a failed script
   }
