@@ -175,7 +175,10 @@ TEST(RopeScaling, Llama3AndLinearMatchTheClosedForm) {
            {"rope_scaling", {{"type", "linear"}, {"factor", 4.0}}}},
       "linear.json");
   auto freqs = rope_inverse_frequencies(dynamic_cast<const DecoderConfig&>(*linear));
-  for (int64_t i = 0; i < 8; ++i) EXPECT_NEAR(freqs[i].item<double>(), std::pow(10000.0, -2.0 * i / 16) / 4, 1e-16);
+  for (int64_t i = 0; i < 8; ++i) {
+    const double expected_freq = std::pow(10000.0, -2.0 * i / 16) / 4;
+    EXPECT_NEAR(freqs[i].item<double>(), expected_freq, 1e-14 * expected_freq) << i;
+  }
   EXPECT_THROW(backbone_config_from_json(json{{"rope_scaling", {{"rope_type", "yarn"}, {"factor", 4.0}}}}, "y.json"),
                InputError);
 }
