@@ -12,6 +12,7 @@
 #include "core/data_root.h"
 #include "core/errors.h"
 #include "core/llama2c.h"
+#include "core/model_io.h"
 #include "core/runtime.h"
 #include "experiments/training_step.h"
 #include "methods/adaptation.h"
@@ -31,20 +32,20 @@ double median(std::vector<double> values) {
   return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
-// llama2.c's shapes (dim, layers, heads, hidden, vocab 32000, tied output embedding).
-LlamaConfig llama2c_shape(int64_t dim, int64_t layers, int64_t heads, int64_t hidden) {
-  LlamaConfig c;
-  c.dim = dim, c.n_layers = layers, c.n_heads = heads, c.n_kv_heads = heads, c.hidden_dim = hidden;
-  c.vocab_size = 32000, c.max_seq_len = 1024, c.tie_embeddings = true;
-  return c;
+// llama2.c's shapes (dim, layers, heads, hidden, vocab 32000, tied output embedding), as llama configs.
+BackboneConfigPtr llama2c_shape(int64_t dim, int64_t layers, int64_t heads, int64_t hidden) {
+  const nlohmann::json config{{"model_type", "llama"},     {"hidden_size", dim},          {"num_hidden_layers", layers},
+                              {"num_attention_heads", heads}, {"intermediate_size", hidden}, {"vocab_size", 32000},
+                              {"max_position_embeddings", 1024}, {"rms_norm_eps", 1e-5},    {"tie_word_embeddings", true}};
+  return backbone_config_from_json(config, "bench shape");
 }
 
 std::filesystem::path stories260k_file() { return data_path("models/stories260K/stories260K.bin"); }
 
-Llama bench_model(const BenchCase& c) {
+Backbone bench_model(const BenchCase& c) {
   if (c.shape == "260K") return load_llama2c(stories260k_file());
   torch::manual_seed(c.seed);
-  Llama model(bench_shape_config(c.shape));
+  Backbone model = bench_shape_config(c.shape)->build();
   // GPT-2/llama2.c's init (normal, std 0.02) for every matrix; norm weights stay 1. The numbers are not
   // the point, but a sane loss (about ln 32000 at the start) keeps the fp32/bf16 comparison meaningful.
   torch::NoGradGuard no_grad;
@@ -84,12 +85,13 @@ const std::vector<std::string>& bench_shape_names() {
   return names;
 }
 
-LlamaConfig bench_shape_config(const std::string& shape) {
+BackboneConfigPtr bench_shape_config(const std::string& shape) {
   if (shape == "260K") return read_llama2c_config(stories260k_file());
   if (shape == "15M") return llama2c_shape(288, 6, 6, 768);
   if (shape == "42M") return llama2c_shape(512, 8, 8, 1376);
   if (shape == "110M") return llama2c_shape(768, 12, 12, 2048);
-  throw InputError("--shape", fmt::format("unknown shape '{}' (260K, 15M, 42M or 110M)", shape));
+  if (std::filesystem::exists(shape)) return read_model_config(shape);
+  throw InputError("--shape", fmt::format("unknown shape '{}' (260K, 15M, 42M, 110M, or a model path)", shape));
 }
 
 std::string BenchCase::label() const {
@@ -131,19 +133,19 @@ BenchCase BenchCase::from_json(const nlohmann::json& j) {
   return c;
 }
 
-StepFlops training_step_flops(const LlamaConfig& config, const std::string& method, int64_t rank, int64_t batch,
+StepFlops training_step_flops(const BackboneConfig& config, const std::string& method, int64_t rank, int64_t batch,
                               int64_t seq_len) {
   const double tokens = static_cast<double>(batch * seq_len);
   const bool full = method == "full";
   const bool normalised = method == "dora" || method == "bora";
   StepFlops f;
-  for (const auto& slot : llama_slot_shapes(config)) {
+  for (const auto& slot : config.slot_shapes()) {
     const double in = static_cast<double>(slot.in_features), out = static_cast<double>(slot.out_features);
     const double matmul = 2.0 * tokens * in * out;
     f.forward += matmul;
     // The first layer's q, k, v read the embedding's output: with a frozen embedding nothing needs the
     // gradient of their input.
-    const bool first_qkv = slot.slot.rfind("layers.0.self_attn.", 0) == 0 && slot.slot.find("o_proj") == std::string::npos;
+    const bool first_qkv = slot.name.rfind("layers.0.self_attn.", 0) == 0 && slot.name.find("o_proj") == std::string::npos;
     if (full || !first_qkv) f.input_backward += matmul;
     if (full) f.weight_backward += matmul;
     if (!full) {
@@ -152,11 +154,11 @@ StepFlops training_step_flops(const LlamaConfig& config, const std::string& meth
     }
   }
   // Attention products QK^T and PV over the whole (masked) T x T square, per layer; backward needs both operands' gradients.
-  const double attention = 4.0 * tokens * static_cast<double>(seq_len) * static_cast<double>(config.dim) * static_cast<double>(config.n_layers);
+  const double attention = 4.0 * tokens * static_cast<double>(seq_len) * static_cast<double>(config.hidden_size) * static_cast<double>(config.num_hidden_layers);
   f.forward += attention;
   f.input_backward += 2.0 * attention;
   // The output projection to the vocabulary.
-  const double head = 2.0 * tokens * static_cast<double>(config.dim) * static_cast<double>(config.vocab_size);
+  const double head = 2.0 * tokens * static_cast<double>(config.hidden_size) * static_cast<double>(config.vocab_size);
   f.forward += head;
   f.input_backward += head;
   if (full) f.weight_backward += head;
@@ -193,10 +195,11 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   BenchMeasurement m;
   m.bench_case = c;
 
-  Llama backbone = bench_model(c);
-  const LlamaConfig config = backbone->config();
-  if (c.seq_len > config.max_seq_len)
-    throw InputError("--seq-len", fmt::format("{} exceeds the {} model's context of {}", c.seq_len, c.shape, config.max_seq_len));
+  Backbone backbone = bench_model(c);
+  const BackboneConfig& config = backbone->config();
+  if (c.seq_len > config.max_position_embeddings)
+    throw InputError("--seq-len", fmt::format("{} exceeds the {} model's context of {}", c.seq_len, c.shape,
+                                              config.max_position_embeddings));
   backbone->to(device);
   TaskModel model(backbone, TaskKind::CausalLM, 0);
   const Batch batch = random_token_batch(config.vocab_size, c.batch, c.seq_len, c.seed + 1, device);

@@ -11,14 +11,16 @@
 #include <vector>
 
 #include "core/dataset.h"
-#include "core/llama.h"
+#include "core/backbone.h"
 
 namespace peftlab {
 
 // "260K", "15M", "42M", "110M".
 const std::vector<std::string>& bench_shape_names();
-// The shape's config (260K: read from the stories260K checkpoint's header). InputError for an unknown name.
-LlamaConfig bench_shape_config(const std::string& shape);
+// The shape's config (260K: read from the stories260K checkpoint's header). A shape that is not one of the
+// names is a model path of any family (a folder with config.json, config.json itself, or a llama2.c file):
+// its config, randomly initialised. InputError for an unknown name that is no path.
+BackboneConfigPtr bench_shape_config(const std::string& shape);
 
 // One measurement: a shape, a method (full | lora | dora | bora) and the training options.
 struct BenchCase {
@@ -50,7 +52,7 @@ struct StepFlops {
   double forward = 0, input_backward = 0, weight_backward = 0, adapter = 0;
   double total() const { return forward + input_backward + weight_backward + adapter; }
 };
-StepFlops training_step_flops(const LlamaConfig& config, const std::string& method, int64_t rank, int64_t batch,
+StepFlops training_step_flops(const BackboneConfig& config, const std::string& method, int64_t rank, int64_t batch,
                               int64_t seq_len);
 
 struct BenchMeasurement {

@@ -1,19 +1,29 @@
 #include "core/adaptable_linear.h"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace peftlab {
 
-AdaptableLinearImpl::AdaptableLinearImpl(std::string slot_name, int64_t in_features, int64_t out_features)
+AdaptableLinearImpl::AdaptableLinearImpl(std::string slot_name, int64_t in_features, int64_t out_features, bool bias)
     : slot_name_(std::move(slot_name)) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
   // PyTorch's nn.Linear default, so that randomly initialised backbones train like Python's.
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias) {
+    this->bias = register_parameter("bias", torch::empty({out_features}));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+    torch::NoGradGuard no_grad;
+    this->bias.uniform_(-bound, bound);
+  }
 }
 
 torch::Tensor AdaptableLinearImpl::forward(const torch::Tensor& x) {
-  if (adapter_ && !merged_) return adapter_->forward(x, weight);
-  return torch::nn::functional::linear(x, weight);
+  if (adapter_ && !merged_) {
+    auto y = adapter_->forward(x, weight);
+    return bias.defined() ? y + bias : y;
+  }
+  return torch::nn::functional::linear(x, weight, bias);
 }
 
 void AdaptableLinearImpl::attach(std::shared_ptr<Adapter> adapter) {

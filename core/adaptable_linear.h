@@ -1,6 +1,10 @@
-// A Linear layer (no bias, as in LLaMA) whose frozen weight W0 a method plugin can adapt. The method
+// A Linear layer, with or without a bias, whose frozen weight W0 a method plugin can adapt. The method
 // attaches an Adapter, a small strategy object (HF PEFT's pattern) with an explicit contract: forward with the
 // base weight, merged weight, and its own parameters as a submodule named "adapter".
+//
+// Adapters act on the weight path only: y = x W'^T + b, with the bias b unchanged. This is PEFT's semantics
+// for every method: LoRA adds s B A x to the biased output; DoRA (and BoRA) rescale only W'x, since PEFT's
+// DoraLinearLayer normalises the weight alone and the base layer's bias is added unscaled.
 #pragma once
 
 #include <torch/torch.h>
@@ -20,7 +24,7 @@ class Adapter : public torch::nn::Module {
 
 class AdaptableLinearImpl : public torch::nn::Module {
  public:
-  AdaptableLinearImpl(std::string slot_name, int64_t in_features, int64_t out_features);
+  AdaptableLinearImpl(std::string slot_name, int64_t in_features, int64_t out_features, bool bias = false);
 
   torch::Tensor forward(const torch::Tensor& x);
 
@@ -31,7 +35,8 @@ class AdaptableLinearImpl : public torch::nn::Module {
 
   // The weight the layer computes with: W' when adapted, else W0.
   torch::Tensor effective_weight();
-  // Folds the adapter into the weight for fast inference; unmerge restores W0 exactly (a copy is kept).
+  // Folds the adapter into the weight for fast inference; unmerge restores W0 exactly (a copy is kept). The
+  // bias is left as it is.
   void merge();
   void unmerge();
   bool merged() const { return merged_; }
@@ -39,8 +44,10 @@ class AdaptableLinearImpl : public torch::nn::Module {
   const std::string& slot_name() const { return slot_name_; }
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
+  bool has_bias() const { return bias.defined(); }
 
   torch::Tensor weight;  // W0 (out, in)
+  torch::Tensor bias;    // (out), registered as "bias" only when the layer has one
 
  private:
   std::string slot_name_;

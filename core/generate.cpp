@@ -23,13 +23,15 @@ int64_t sample_next_token(const torch::Tensor& logits, const GenerationOptions& 
   return torch::multinomial(probs, 1, /*replacement=*/false, generator).item<int64_t>();
 }
 
-std::vector<int> generate(LlamaImpl& model, const std::vector<int>& prompt, const GenerationOptions& options,
+std::vector<int> generate(BackboneImpl& model, const std::vector<int>& prompt, const GenerationOptions& options,
                           const std::function<void(int)>& on_token) {
   if (prompt.empty()) throw std::invalid_argument("generate needs a non-empty prompt (at least BOS)");
   torch::NoGradGuard no_grad;
   auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  const auto device = model.embed_tokens->weight.device();
-  const int64_t context = model.config().max_seq_len;
+  if (!model.config().is_decoder())
+    throw std::invalid_argument(model.config().model_type() + " is not a causal language model; it does not generate");
+  const auto device = model.parameters().front().device();
+  const int64_t context = model.config().max_position_embeddings;
   KVCache cache;
   std::vector<int64_t> prompt64(prompt.begin(), prompt.end());
   auto input = torch::tensor(prompt64, torch::kLong).unsqueeze(0).to(device);
@@ -61,13 +63,15 @@ double normalised(double sum_logprob, size_t length, double length_penalty) {
 
 }  // namespace
 
-std::vector<int> beam_search(LlamaImpl& model, const std::vector<int>& prompt, int64_t num_beams,
+std::vector<int> beam_search(BackboneImpl& model, const std::vector<int>& prompt, int64_t num_beams,
                              int64_t max_new_tokens, const std::vector<int>& stop_ids, double length_penalty) {
   if (prompt.empty()) throw std::invalid_argument("beam_search needs a non-empty prompt (at least BOS)");
   if (num_beams < 1) throw std::invalid_argument("beam_search needs num_beams >= 1");
   torch::NoGradGuard no_grad;
-  const auto device = model.embed_tokens->weight.device();
-  const int64_t context = model.config().max_seq_len;
+  if (!model.config().is_decoder())
+    throw std::invalid_argument(model.config().model_type() + " is not a causal language model; it does not generate");
+  const auto device = model.parameters().front().device();
+  const int64_t context = model.config().max_position_embeddings;
   KVCache cache;
   std::vector<int64_t> prompt64(prompt.begin(), prompt.end());
   auto input = torch::tensor(prompt64, torch::kLong).unsqueeze(0).to(device);

@@ -5,7 +5,7 @@
 #include <functional>
 #include <vector>
 
-#include "core/llama.h"
+#include "core/backbone.h"
 
 namespace peftlab {
 
@@ -22,13 +22,13 @@ int64_t sample_next_token(const torch::Tensor& logits, const GenerationOptions& 
 
 // Continues `prompt` (non-empty) and returns only the new tokens. `on_token` sees each as it is chosen.
 // Stops at a stop id, after max_new_tokens, or at the model's context length.
-std::vector<int> generate(LlamaImpl& model, const std::vector<int>& prompt, const GenerationOptions& options,
+std::vector<int> generate(BackboneImpl& model, const std::vector<int>& prompt, const GenerationOptions& options,
                           const std::function<void(int)>& on_token = {});
 
 // Beam search (Hugging Face generate()'s num_beams with its defaults: length_penalty 1, early_stopping false):
 // keeps `num_beams` hypotheses, a hypothesis ends at a stop id, and the reply with the best
 // sum-of-log-probabilities / new-token-count wins. Returns the new tokens (without the stop id).
-std::vector<int> beam_search(LlamaImpl& model, const std::vector<int>& prompt, int64_t num_beams,
+std::vector<int> beam_search(BackboneImpl& model, const std::vector<int>& prompt, int64_t num_beams,
                              int64_t max_new_tokens, const std::vector<int>& stop_ids, double length_penalty = 1.0);
 
 }  // namespace peftlab

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/errors.h"
+#include "core/families/llama.h"
 #include "core/model_io.h"
 
 namespace peftlab {
@@ -14,11 +15,10 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int64_t kHeaderBytes = 7 * sizeof(int32_t);
-constexpr int64_t kMaxDimension = int64_t{1} << 24;  // far beyond any real model
 constexpr int64_t kMaxFloats = int64_t{1} << 60;     // so that the file size in bytes fits int64
 
 struct Layout {
-  LlamaConfig config;
+  LlamaConfig config;  // the llama family's, with llama2.c's conventions
   int64_t float_count = 0;  // floats after the header, including the unused rotary tables
 };
 
@@ -30,28 +30,34 @@ Layout layout_from_header(const int32_t header[7], const std::string& source) {
   }
   Layout layout;
   LlamaConfig& c = layout.config;
-  c.dim = header[0];
-  c.hidden_dim = header[1];
-  c.n_layers = header[2];
-  c.n_heads = header[3];
-  c.n_kv_heads = header[4];
+  c.hidden_size = header[0];
+  c.intermediate_size = header[1];
+  c.num_hidden_layers = header[2];
+  c.num_attention_heads = header[3];
+  c.num_key_value_heads = header[4];
   c.vocab_size = std::abs(header[5]);
-  c.tie_embeddings = header[5] > 0;
-  c.max_seq_len = header[6];
+  c.tie_word_embeddings = header[5] > 0;
+  c.max_position_embeddings = header[6];
   c.rope_interleaved = true;
-  c.norm_eps = 1e-5;
-  c.validate(source);
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.bos_token_id = 1;
+  c.eos_token_id = 2;
+
   // Products of three header fields reach 2^74: count in 128 bits, and refuse a shape no file can hold before
   // narrowing (int64 overflowed here: found by fuzz_llama2c).
   using Wide = __int128;
-  const Wide dim = c.dim, per_layer = 2 * dim + 2 * dim * dim + 2 * Wide{c.kv_dim()} * dim + 3 * dim * c.hidden_dim;
-  const Wide floats = Wide{c.vocab_size} * dim + Wide{c.n_layers} * per_layer + dim + Wide{c.max_seq_len} * c.head_dim() +
-                      (c.tie_embeddings ? 0 : Wide{c.vocab_size} * dim);
+  const Wide dim = c.hidden_size,
+             per_layer = 2 * dim + 2 * dim * dim + 2 * Wide{c.kv_dim()} * dim + 3 * dim * c.intermediate_size;
+  const Wide floats = Wide{c.vocab_size} * dim + Wide{c.num_hidden_layers} * per_layer + dim +
+                      Wide{c.max_position_embeddings} * c.attention_head_dim() +
+                      (c.tie_word_embeddings ? 0 : Wide{c.vocab_size} * dim);
   if (floats > kMaxFloats)
     throw InputError(source, fmt::format("not a llama2.c checkpoint: the header's shape (dim {}, hidden_dim {}, n_layers {}, "
                                          "vocab_size {}) needs more than 2^60 weights",
-                                         c.dim, c.hidden_dim, c.n_layers, c.vocab_size));
+                                         c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.vocab_size));
   layout.float_count = static_cast<int64_t>(floats);
+  c.validate(source);
   return layout;
 }
 
@@ -77,15 +83,9 @@ Layout read_layout(const fs::path& file) {
 
 }  // namespace
 
-LlamaConfig read_llama2c_config(const fs::path& file) { return read_layout(file).config; }
+BackboneConfigPtr read_llama2c_config(const fs::path& file) { return std::make_shared<LlamaConfig>(read_layout(file).config); }
 
-torch::Tensor permute_rotary_rows(const torch::Tensor& weight, int64_t n_heads, bool inverse) {
-  const int64_t rows = weight.size(0), cols = weight.size(1), half = rows / n_heads / 2;
-  if (!inverse) return weight.reshape({n_heads, half, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
-  return weight.reshape({n_heads, 2, half, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
-}
-
-Llama load_llama2c(const fs::path& file) {
+Backbone load_llama2c(const fs::path& file) {
   const std::string source = file.string();
   Layout layout = read_layout(file);
   const LlamaConfig& c = layout.config;
@@ -103,7 +103,7 @@ Llama load_llama2c(const fs::path& file) {
     offset += n;
     return t;
   };
-  const int64_t L = c.n_layers, D = c.dim, H = c.hidden_dim, KV = c.kv_dim();
+  const int64_t L = c.num_hidden_layers, D = c.hidden_size, H = c.intermediate_size, KV = c.kv_dim();
   std::map<std::string, torch::Tensor> weights;
   weights["embed_tokens.weight"] = take({c.vocab_size, D});
   auto rms_att = take({L, D});
@@ -111,8 +111,8 @@ Llama load_llama2c(const fs::path& file) {
   auto rms_ffn = take({L, D});
   auto w1 = take({L, H, D}), w2 = take({L, D, H}), w3 = take({L, H, D});
   weights["norm.weight"] = take({D});
-  take({c.max_seq_len, c.head_dim()});  // precomputed rotary tables, recomputed by the model
-  if (!c.tie_embeddings) weights["lm_head.weight"] = take({c.vocab_size, D});
+  take({c.max_position_embeddings, c.attention_head_dim()});  // precomputed rotary tables, recomputed by the model
+  if (!c.tie_word_embeddings) weights["lm_head.weight"] = take({c.vocab_size, D});
   for (int64_t l = 0; l < L; ++l) {
     const std::string p = fmt::format("layers.{}.", l);
     weights[p + "input_layernorm.weight"] = rms_att[l];
@@ -125,7 +125,7 @@ Llama load_llama2c(const fs::path& file) {
     weights[p + "mlp.down_proj.weight"] = w2[l];
     weights[p + "mlp.up_proj.weight"] = w3[l];
   }
-  Llama model(c);
+  Backbone model = c.build();
   assign_weights(*model, weights, source);
   return model;
 }

@@ -16,14 +16,14 @@ void require_exists(const fs::path& path) {
 }
 }  // namespace
 
-LlamaConfig read_model_config(const fs::path& model_path) {
+BackboneConfigPtr read_model_config(const fs::path& model_path) {
   require_exists(model_path);
-  if (fs::is_directory(model_path)) return read_hf_config(model_path / "config.json");
-  if (model_path.filename() == "config.json") return read_hf_config(model_path);
+  if (fs::is_directory(model_path)) return read_backbone_config(model_path / "config.json");
+  if (model_path.filename() == "config.json") return read_backbone_config(model_path);
   return read_llama2c_config(model_path);
 }
 
-Llama load_model(const fs::path& model_path) {
+Backbone load_model(const fs::path& model_path) {
   require_exists(model_path);
   if (fs::is_directory(model_path)) return load_hf_model(model_path);
   return load_llama2c(model_path);
@@ -37,7 +37,7 @@ fs::path default_tokenizer_path(const fs::path& model_path) {
     candidates.push_back(model_path.parent_path() / "tokenizer.model");
     if (!fs::exists(model_path)) return {};
     try {
-      candidates.push_back(model_path.parent_path() / fmt::format("tok{}.model", read_llama2c_config(model_path).vocab_size));
+      candidates.push_back(model_path.parent_path() / fmt::format("tok{}.model", read_llama2c_config(model_path)->vocab_size));
     } catch (const InputError&) {
       // The model itself is unreadable; loading it reports that.
     }
@@ -55,20 +55,20 @@ LoadedModel load_model_and_tokenizer(const fs::path& model_path, const fs::path&
   LoadedModel loaded;
   // The tokenizer first: it is cheap, and a mismatch is reported before a large model is read.
   loaded.tokenizer = std::make_shared<Tokenizer>(tok);
-  check_tokenizer_matches(*loaded.tokenizer, read_model_config(model_path));
+  check_tokenizer_matches(*loaded.tokenizer, *read_model_config(model_path));
   loaded.model = load_model(model_path);
   loaded.model->eval();
   return loaded;
 }
 
-void check_tokenizer_matches(const Tokenizer& tokenizer, const LlamaConfig& config) {
-  if (tokenizer.vocab_size() != config.vocab_size)
+void check_tokenizer_matches(const Tokenizer& tokenizer, const BackboneConfig& config) {
+  if (tokenizer.vocab_size() > config.vocab_size)
     throw InputError(tokenizer.path().string(),
-                     fmt::format("tokenizer has {} pieces but the model's vocabulary has {}; they do not belong together",
+                     fmt::format("tokenizer has {} pieces but the model's vocabulary has only {}; they do not belong together",
                                  tokenizer.vocab_size(), config.vocab_size));
 }
 
-void assign_weights(LlamaImpl& model, const std::map<std::string, torch::Tensor>& weights, const std::string& source) {
+void assign_weights(BackboneImpl& model, const std::map<std::string, torch::Tensor>& weights, const std::string& source) {
   torch::NoGradGuard no_grad;
   auto params = model.named_parameters(/*recurse=*/true);
   for (auto& item : params) {

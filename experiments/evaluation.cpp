@@ -38,7 +38,7 @@ std::vector<double> generated_answers(TaskModelImpl& model, const TextAnswerTask
                                       const Tokenizer& tokenizer) {
   const std::vector<int> stop_ids = {tokenizer.eos_id()};
   // A prompt longer than the context keeps its end (the question and answer format), leaving room to reply.
-  const int64_t room = std::max<int64_t>(1, model.backbone->config().max_seq_len - answers.max_new_tokens());
+  const int64_t room = std::max<int64_t>(1, model.backbone->config().max_position_embeddings - answers.max_new_tokens());
   std::vector<double> out;
   out.reserve(data.tokenized.size());
   for (const auto& example : data.tokenized) {
@@ -65,7 +65,7 @@ std::vector<double> generated_answers(TaskModelImpl& model, const TextAnswerTask
 // loglik: the candidate whose continuation has the highest summed log-probability (the first on ties).
 std::vector<double> loglik_answers(TaskModelImpl& model, const TextAnswerTask& answers, const EvalSplit& data,
                                    const Tokenizer& tokenizer, int64_t batch_size) {
-  const size_t context = size_t(model.backbone->config().max_seq_len);
+  const size_t context = size_t(model.backbone->config().max_position_embeddings);
   std::vector<TokenizedExample> sequences;
   std::vector<std::pair<size_t, int64_t>> owner;  // (example, answer index) of each sequence
   for (const auto& example : data.tokenized) {

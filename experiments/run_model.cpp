@@ -1,5 +1,7 @@
 #include "experiments/run_model.h"
 
+#include <nlohmann/json.hpp>
+
 #include "core/errors.h"
 #include "core/model_io.h"
 #include "core/recorder.h"
@@ -20,29 +22,19 @@ uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-Llama build_backbone(const RunSpec& run, std::shared_ptr<Tokenizer>& tokenizer) {
+Backbone build_backbone(const RunSpec& run, std::shared_ptr<Tokenizer>& tokenizer) {
   const ModelSpec& spec = run.model;
   if (!spec.init) {
     LoadedModel loaded = load_model_and_tokenizer(spec.path, spec.tokenizer);
     tokenizer = loaded.tokenizer;
     return loaded.model;
   }
-  const ModelInit& init = *spec.init;
   if (spec.tokenizer.empty()) throw InputError(run.id, "model.init needs model.tokenizer");
   tokenizer = std::make_shared<Tokenizer>(spec.tokenizer);
-  LlamaConfig config;
-  config.dim = init.dim;
-  config.n_layers = init.n_layers;
-  config.n_heads = init.n_heads;
-  config.n_kv_heads = init.n_kv_heads > 0 ? init.n_kv_heads : init.n_heads;
-  config.hidden_dim = init.hidden_dim;
-  config.vocab_size = init.vocab_size;
-  config.max_seq_len = init.max_seq_len;
-  config.rope_theta = init.rope_theta;
-  config.norm_eps = init.norm_eps;
-  check_tokenizer_matches(*tokenizer, config);
+  BackboneConfigPtr config = model_spec_config(spec);
+  check_tokenizer_matches(*tokenizer, *config);
   torch::manual_seed(stream_seed(run.seed, "backbone"));
-  return Llama(config);
+  return config->build();
 }
 
 }  // namespace
@@ -53,9 +45,26 @@ uint64_t stream_seed(int64_t seed, const std::string& stream) {
   return splitmix64(static_cast<uint64_t>(seed) ^ hash) & 0x7fffffffffffffffULL;
 }
 
+BackboneConfigPtr model_spec_config(const ModelSpec& model) {
+  if (!model.init) return read_model_config(model.path);
+  const ModelInit& init = *model.init;
+  const nlohmann::json config{{"model_type", "llama"},
+                              {"hidden_size", init.dim},
+                              {"num_hidden_layers", init.n_layers},
+                              {"num_attention_heads", init.n_heads},
+                              {"num_key_value_heads", init.n_kv_heads > 0 ? init.n_kv_heads : init.n_heads},
+                              {"intermediate_size", init.hidden_dim},
+                              {"vocab_size", init.vocab_size},
+                              {"max_position_embeddings", init.max_seq_len},
+                              {"rope_theta", init.rope_theta},
+                              {"rms_norm_eps", init.norm_eps},
+                              {"tie_word_embeddings", true}};
+  return backbone_config_from_json(config, "model.init");
+}
+
 RunModel build_run_model(const RunSpec& run) {
   RunModel out;
-  Llama backbone = build_backbone(run, out.tokenizer);
+  Backbone backbone = build_backbone(run, out.tokenizer);
   with_source_locations(*run.sources, [&] {
     Options task_options(run.task, run.sources->primary(), "task");
     out.task = make_task(task_options);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "core/backbone.h"
 #include "core/tokenizer.h"
 #include "experiments/sweep.h"
 #include "experiments/task_model.h"
@@ -25,6 +26,10 @@ struct RunModel {
 uint64_t stream_seed(int64_t seed, const std::string& stream);
 
 RunModel build_run_model(const RunSpec& run);
+
+// The config of a spec's model: model.init as a llama-family config (tied output embedding, llama2.c's
+// convention), else read from the model's path (config.json or the llama2.c header). No weights are read.
+BackboneConfigPtr model_spec_config(const ModelSpec& model);
 
 // The run recorded in <run_dir>/run.h5 (its resolved spec), rebuilt with its trained weights.
 RunSpec read_run_spec(const std::filesystem::path& run_dir);

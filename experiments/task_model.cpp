@@ -1,23 +1,48 @@
 #include "experiments/task_model.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/errors.h"
+
 namespace peftlab {
 
 namespace F = torch::nn::functional;
 
-TaskModelImpl::TaskModelImpl(Llama backbone_model, TaskKind kind, int64_t num_outputs) : kind_(kind) {
+TaskModelImpl::TaskModelImpl(Backbone backbone_model, TaskKind kind, int64_t num_outputs) : kind_(kind) {
   backbone = register_module("backbone", std::move(backbone_model));
   if (kind == TaskKind::Classification || kind == TaskKind::Regression) {
     const int64_t outputs = kind == TaskKind::Regression ? 1 : num_outputs;
-    score = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(backbone->config().dim, outputs).bias(false)));
-    // Hugging Face initialises the score head with normal(0, initializer_range = 0.02).
-    torch::NoGradGuard no_grad;
-    torch::nn::init::normal_(score->weight, 0.0, 0.02);
+    head = register_module(backbone->sequence_head_name(), backbone->make_sequence_head(outputs));
+  }
+}
+
+std::map<std::string, torch::Tensor> TaskModelImpl::head_hf_tensors() const {
+  std::map<std::string, torch::Tensor> out;
+  if (head)
+    for (const auto& item : head->named_parameters()) out[head->hf_key(item.key())] = item.value().detach();
+  return out;
+}
+
+void TaskModelImpl::load_head_hf_tensors(const std::map<std::string, torch::Tensor>& tensors, const std::string& source) {
+  if (!head) return;
+  torch::NoGradGuard no_grad;
+  for (auto& item : head->named_parameters()) {
+    const std::string key = head->hf_key(item.key());
+    auto it = tensors.find(key);
+    if (it == tensors.end()) throw InputError(source, fmt::format("no {} (task head) in the file", key));
+    if (!it->second.sizes().equals(item.value().sizes()))
+      throw InputError(source, fmt::format("{} has shape ({}), the task needs ({})", key, fmt::join(it->second.sizes(), ", "),
+                                           fmt::join(item.value().sizes(), ", ")));
+    item.value().copy_(it->second);
   }
 }
 
 torch::Tensor TaskModelImpl::head_output(const Batch& batch) {
-  auto hidden = backbone->hidden_states(batch.input_ids);
-  return score(LlamaImpl::gather_last(hidden, batch.last_index));
+  BackboneInputs inputs;
+  inputs.input_ids = batch.input_ids;
+  inputs.attention_mask = batch.attention_mask;
+  return head->forward(backbone->hidden_states(inputs), batch.attention_mask);
 }
 
 torch::Tensor TaskModelImpl::token_nll(const Batch& batch) {

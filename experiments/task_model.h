@@ -1,12 +1,15 @@
-// The backbone with what a task needs on top: a score head on the last real token's hidden state for
-// classification and regression (as Hugging Face's LlamaForSequenceClassification), or the LM head for
-// causal-LM and generation tasks. One loss and one prediction function serve every method.
+// The backbone with what a task needs on top: the family's sequence-classification head for classification
+// and regression (as Hugging Face's *ForSequenceClassification: decoders score the last real token), or the
+// LM head for causal-LM and generation tasks. One loss and one prediction function serve every method.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <map>
+#include <string>
+
 #include "core/dataset.h"
-#include "core/llama.h"
+#include "core/backbone.h"
 #include "tasks/task.h"
 
 namespace peftlab {
@@ -14,7 +17,7 @@ namespace peftlab {
 class TaskModelImpl : public torch::nn::Module {
  public:
   // num_outputs: classes (classification) or 1 (regression); ignored for LM tasks.
-  TaskModelImpl(Llama backbone, TaskKind kind, int64_t num_outputs);
+  TaskModelImpl(Backbone backbone, TaskKind kind, int64_t num_outputs);
 
   // Mean loss over the batch: cross-entropy (classification), MSE (regression), token cross-entropy over
   // positions whose label is not -100 (LM and generation tasks; logits at t predict labels at t+1).
@@ -32,10 +35,15 @@ class TaskModelImpl : public torch::nn::Module {
   static int64_t token_count(const Batch& batch);
 
   TaskKind kind() const { return kind_; }
-  bool has_score_head() const { return !score.is_empty(); }
+  bool has_score_head() const { return head != nullptr; }
+  // The head's parameters under their Hugging Face names ("score.weight"), and loading them back: every one
+  // must be present with its shape, otherwise InputError(source).
+  std::map<std::string, torch::Tensor> head_hf_tensors() const;
+  void load_head_hf_tensors(const std::map<std::string, torch::Tensor>& tensors, const std::string& source);
 
-  Llama backbone{nullptr};
-  torch::nn::Linear score{nullptr};  // "score.weight", as Hugging Face names it; trains for every method
+  Backbone backbone;
+  // The family's head, registered under its Hugging Face module name ("score"); trains for every method.
+  SequenceHead head;
 
  private:
   torch::Tensor head_output(const Batch& batch);

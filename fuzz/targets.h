@@ -26,6 +26,7 @@
 
 #if defined(PEFTLAB_FUZZ_LLAMA2C) || defined(PEFTLAB_FUZZ_ALL_BODIES)
 #include "core/llama2c.h"
+#include "core/families/llama.h"
 #endif
 #if defined(PEFTLAB_FUZZ_SPEC) || defined(PEFTLAB_FUZZ_ALL_BODIES)
 #include <yaml-cpp/yaml.h>
@@ -92,24 +93,26 @@ inline Outcome llama2c_body(const std::uint8_t* data, std::size_t size) {
   Outcome outcome;
   const auto path = put_input(data, size, "input.bin");
   attempt(outcome, [&] {
-    const LlamaConfig c = read_llama2c_config(path);
+    // A llama2.c file is the llama family's own format, so its config type is known here.
+    const auto config = read_llama2c_config(path);
+    const auto& c = dynamic_cast<const LlamaConfig&>(*config);
     c.validate("fuzz: accepted config");
     require(c.rope_interleaved, "llama2.c config must use interleaved rotary pairs");
-    const auto floats = static_cast<std::size_t>(c.parameter_count() + c.max_seq_len * c.head_dim());
+    const auto floats = static_cast<std::size_t>(c.parameter_count() + c.max_position_embeddings * c.attention_head_dim());
     require(size == 28 + 4 * floats, "accepted header does not account for the file size exactly");
 
-    Llama model = load_llama2c(path);
+    Backbone model = load_llama2c(path);
     int64_t parameters = 0;
     for (const auto& p : model->parameters()) parameters += p.numel();
     require(parameters == c.parameter_count(), "loaded model has another parameter count than its config");
-    const auto& w = model->embed_tokens->weight;
-    require(w.size(0) == c.vocab_size && w.size(1) == c.dim, "embedding shape differs from the config");
+    const auto w = model->named_parameters()["embed_tokens.weight"];
+    require(w.size(0) == c.vocab_size && w.size(1) == c.hidden_size, "embedding shape differs from the config");
     float first = 0;
     std::memcpy(&first, data + 28, sizeof first);
     const float loaded = w[0][0].item<float>();
     require(std::memcmp(&first, &loaded, sizeof first) == 0, "first embedding value is not the file's first weight");
 
-    const int64_t steps = std::min<int64_t>(2, c.max_seq_len);
+    const int64_t steps = std::min<int64_t>(2, c.max_position_embeddings);
     torch::NoGradGuard no_grad;
     auto logits = model->forward(torch::zeros({1, steps}, torch::kLong));
     require(logits.sizes() == torch::IntArrayRef({1, steps, c.vocab_size}), "forward pass has the wrong shape");

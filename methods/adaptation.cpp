@@ -24,7 +24,8 @@ long target_line(const Method& method) {
 }
 
 // The slots one target entry selects.
-std::vector<size_t> select_slots(const std::vector<SlotPlan>& slots, const std::string& target, const Method& method) {
+std::vector<size_t> select_slots(const BackboneConfig& config, const std::vector<SlotShape>& slots,
+                                 const std::string& target, const Method& method) {
   std::vector<size_t> chosen;
   if (target == kAllLinear) {
     for (size_t i = 0; i < slots.size(); ++i) chosen.push_back(i);
@@ -41,16 +42,16 @@ std::vector<size_t> select_slots(const std::vector<SlotPlan>& slots, const std::
                        target_line(method));
     }
     for (size_t i = 0; i < slots.size(); ++i)
-      if (std::regex_match(slots[i].slot, re)) chosen.push_back(i);
+      if (std::regex_match(slots[i].name, re)) chosen.push_back(i);
     return chosen;
   }
-  const auto& modules = llama_module_names();
+  const auto modules = config.module_names();
   if (std::find(modules.begin(), modules.end(), target) == modules.end()) {
     auto known = modules;
     known.push_back(kAllLinear);
     throw InputError(method.source_file(),
                      "method.targets: " + unknown_name_message("target module", target, known) +
-                         "; or use 'regex:<pattern>' over names like layers.0.self_attn.q_proj",
+                         "; or use 'regex:<pattern>' over names like " + slots.front().name,
                      target_line(method));
   }
   for (size_t i = 0; i < slots.size(); ++i)
@@ -60,29 +61,9 @@ std::vector<size_t> select_slots(const std::vector<SlotPlan>& slots, const std::
 
 }  // namespace
 
-const std::vector<std::string>& llama_module_names() {
-  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                                  "gate_proj", "up_proj", "down_proj"};
-  return names;
-}
-
-std::vector<SlotPlan> llama_slot_shapes(const LlamaConfig& c) {
-  // (in, out) per module, as LlamaImpl builds them.
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {
-      {c.dim, c.dim}, {c.dim, c.kv_dim()}, {c.dim, c.kv_dim()}, {c.dim, c.dim},
-      {c.dim, c.hidden_dim}, {c.dim, c.hidden_dim}, {c.hidden_dim, c.dim}};
-  std::vector<SlotPlan> slots;
-  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
-    for (size_t m = 0; m < shapes.size(); ++m) {
-      SlotPlan s;
-      s.module = llama_module_names()[m];
-      s.slot = fmt::format("layers.{}.{}.{}", layer, m < 4 ? "self_attn" : "mlp", s.module);
-      s.in_features = shapes[m].first;
-      s.out_features = shapes[m].second;
-      slots.push_back(s);
-    }
-  }
-  return slots;
+std::vector<std::string> resolved_targets(const BackboneConfig& config, const Method& method) {
+  const auto& targets = method.options().targets;
+  return targets.empty() ? config.default_target_modules() : targets;
 }
 
 double AdaptationPlan::trainable_share() const {
@@ -90,7 +71,7 @@ double AdaptationPlan::trainable_share() const {
   return total > 0 ? static_cast<double>(trainable_params) / static_cast<double>(total) : 0.0;
 }
 
-AdaptationPlan plan_adaptation(const LlamaConfig& config, const Method& method) {
+AdaptationPlan plan_adaptation(const BackboneConfig& config, const Method& method) {
   AdaptationPlan plan;
   plan.method_label = method.label();
   plan.backbone_params = config.parameter_count();
@@ -99,10 +80,10 @@ AdaptationPlan plan_adaptation(const LlamaConfig& config, const Method& method) 
     return plan;
   }
   const auto& o = method.options();
-  auto all = llama_slot_shapes(config);
+  const auto all = config.slot_shapes();
   std::vector<bool> targeted(all.size(), false);
-  for (const auto& target : o.targets) {
-    auto chosen = select_slots(all, target, method);
+  for (const auto& target : resolved_targets(config, method)) {
+    auto chosen = select_slots(config, all, target, method);
     if (chosen.empty())
       throw InputError(method.source_file(), fmt::format("method.targets: '{}' matches no module of the model", target),
                        target_line(method));
@@ -111,7 +92,11 @@ AdaptationPlan plan_adaptation(const LlamaConfig& config, const Method& method) 
   std::vector<bool> override_used(o.overrides.size(), false);
   for (size_t i = 0; i < all.size(); ++i) {
     if (!targeted[i]) continue;
-    SlotPlan s = all[i];
+    SlotPlan s;
+    s.slot = all[i].name;
+    s.module = all[i].module;
+    s.in_features = all[i].in_features;
+    s.out_features = all[i].out_features;
     s.rank = o.rank;
     s.alpha = o.alpha;
     long rank_line = o.rank_line;
@@ -141,7 +126,7 @@ AdaptationPlan plan_adaptation(const LlamaConfig& config, const Method& method) 
   return plan;
 }
 
-AdaptationPlan apply_method(LlamaImpl& model, const Method& method, torch::Generator generator) {
+AdaptationPlan apply_method(BackboneImpl& model, const Method& method, torch::Generator generator) {
   AdaptationPlan plan = plan_adaptation(model.config(), method);
   for (auto& p : model.parameters()) p.set_requires_grad(method.trains_base_weights());
   for (const auto& s : plan.slots) {
@@ -153,15 +138,15 @@ AdaptationPlan apply_method(LlamaImpl& model, const Method& method, torch::Gener
   return plan;
 }
 
-AdaptationPlan apply_method(LlamaImpl& model, const Method& method, uint64_t seed) {
+AdaptationPlan apply_method(BackboneImpl& model, const Method& method, uint64_t seed) {
   return apply_method(model, method, at::make_generator<at::CPUGeneratorImpl>(seed));
 }
 
-void merge_all(LlamaImpl& model) {
+void merge_all(BackboneImpl& model) {
   for (auto& slot : model.slots()) slot->merge();
 }
 
-void unmerge_all(LlamaImpl& model) {
+void unmerge_all(BackboneImpl& model) {
   for (auto& slot : model.slots()) slot->unmerge();
 }
 

@@ -1,5 +1,6 @@
-// Planning (from the model config alone, so a LLaMA-7B config.json plans without weights) and applying a
-// method to a LlamaImpl: targets, per-module overrides, requires_grad, merge/unmerge, optimizer groups.
+// Planning (from the model config alone, so a 7B model's config.json plans without weights) and applying a
+// method to a backbone of any family: targets, per-module overrides, requires_grad, merge/unmerge, optimizer
+// groups.
 #pragma once
 
 #include <torch/torch.h>
@@ -7,16 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "core/llama.h"
+#include "core/backbone.h"
 #include "methods/method.h"
 
 namespace peftlab {
 
-// The seven module types of a LLaMA layer, in slot order.
-const std::vector<std::string>& llama_module_names();
-
-// Every adaptable slot of a config, in LlamaImpl::slots() order, with its (in, out) shape; rank etc. unset.
-std::vector<SlotPlan> llama_slot_shapes(const LlamaConfig& config);
+// The method's targets, or the family's default target modules when the method names none.
+std::vector<std::string> resolved_targets(const BackboneConfig& config, const Method& method);
 
 struct AdaptationPlan {
   std::string method_label;
@@ -30,16 +28,16 @@ struct AdaptationPlan {
 
 // Resolves targets and overrides against the config. InputError (method's file, line) when a target or an
 // override matches no slot, a short name is unknown, or a rank exceeds min(in, out) of a slot.
-AdaptationPlan plan_adaptation(const LlamaConfig& config, const Method& method);
+AdaptationPlan plan_adaptation(const BackboneConfig& config, const Method& method);
 
 // Attaches the adapters (A drawn from `generator`, slot by slot in order) and sets requires_grad: the
 // backbone is frozen unless the method trains it. Returns the plan it applied.
-AdaptationPlan apply_method(LlamaImpl& model, const Method& method, torch::Generator generator);
-AdaptationPlan apply_method(LlamaImpl& model, const Method& method, uint64_t seed);
+AdaptationPlan apply_method(BackboneImpl& model, const Method& method, torch::Generator generator);
+AdaptationPlan apply_method(BackboneImpl& model, const Method& method, uint64_t seed);
 
 // Merges every adapted slot into its weight (fast inference), and back.
-void merge_all(LlamaImpl& model);
-void unmerge_all(LlamaImpl& model);
+void merge_all(BackboneImpl& model);
+void unmerge_all(BackboneImpl& model);
 
 // Trainable parameters of the model for the optimizer. Magnitude vectors (DoRA m, BoRA m_out/m_in) are kept
 // apart so weight decay can exclude them; so are the backbone's norm weights and 1-D parameters.

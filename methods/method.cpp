@@ -98,7 +98,7 @@ nlohmann::json Method::to_json() const {
   j["rank"] = options_.rank;
   j["alpha"] = options_.alpha;
   j["dropout"] = options_.dropout;
-  j["targets"] = options_.targets;
+  if (!options_.targets.empty()) j["targets"] = options_.targets;
   j["rslora"] = options_.rslora;
   j["init_a"] = options_.init_a == InitA::gaussian ? "gaussian" : "kaiming";
   if (!options_.overrides.empty()) {

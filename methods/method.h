@@ -37,7 +37,8 @@ struct LowRankOptions {
   double alpha = 16.0;
   double dropout = 0.0;
   // Module short names (q_proj ... down_proj), "all-linear", or "regex:<ECMAScript>" over full slot names.
-  std::vector<std::string> targets{"q_proj", "v_proj"};
+  // Empty: the model family's default (PEFT's per-family target_modules; q_proj, v_proj for the decoders).
+  std::vector<std::string> targets;
   bool rslora = false;  // s = alpha / sqrt(r) instead of alpha / r
   InitA init_a = InitA::kaiming_uniform;
   std::vector<RankOverride> overrides;

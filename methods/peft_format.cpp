@@ -5,7 +5,6 @@
 #include <fstream>
 #include <set>
 
-#include "core/llama2c.h"
 #include "core/safetensors.h"
 #include "methods/adaptation.h"
 #include "methods/registry.h"
@@ -30,30 +29,23 @@ const std::vector<std::pair<std::string, std::string>>& key_suffixes() {
   return suffixes;
 }
 
-// Heads of the slot's rotary layout when its output rows are permuted between layouts (q, k), else 0.
-int64_t rotary_heads(const LlamaConfig& config, const std::string& module) {
-  if (!config.rope_interleaved) return 0;
-  if (module == "q_proj") return config.n_heads;
-  if (module == "k_proj") return config.n_kv_heads;
-  return 0;
+// Output-row tensors (lora_B, magnitude) between the backbone's row order and Hugging Face's.
+torch::Tensor to_layout(const BackboneConfig& config, const std::string& slot, const torch::Tensor& t,
+                        const std::string& param, bool to_hf) {
+  if (param != "lora_B" && param != "magnitude") return t;
+  return config.output_rows_to_hf(slot, t, to_hf);
 }
 
-// Output-row tensors (lora_B, magnitude) of q/k between llama2.c's layout and Hugging Face's.
-torch::Tensor to_layout(const torch::Tensor& t, const std::string& param, int64_t heads, bool to_hf) {
-  if (heads == 0 || (param != "lora_B" && param != "magnitude")) return t;
-  if (t.dim() == 1) return permute_rotary_rows(t.unsqueeze(1), heads, !to_hf).squeeze(1);
-  return permute_rotary_rows(t, heads, !to_hf);
-}
-
-bool all_short_names(const std::vector<std::string>& targets) {
-  const auto& modules = llama_module_names();
+bool all_short_names(const std::vector<std::string>& targets, const std::vector<std::string>& modules) {
   for (const auto& t : targets)
     if (std::find(modules.begin(), modules.end(), t) == modules.end()) return false;
   return true;
 }
 
-nlohmann::json peft_config(const Method& method, const AdaptationPlan& plan, const PeftExportOptions& options) {
+nlohmann::json peft_config(const BackboneConfig& config, const Method& method, const AdaptationPlan& plan,
+                           const PeftExportOptions& options) {
   const auto& o = method.options();
+  const auto targets = resolved_targets(config, method);
   nlohmann::json j;
   j["peft_type"] = "LORA";
   j["task_type"] = options.task_type;
@@ -66,20 +58,20 @@ nlohmann::json peft_config(const Method& method, const AdaptationPlan& plan, con
   j["init_lora_weights"] = o.init_a == InitA::gaussian ? nlohmann::json("gaussian") : nlohmann::json(true);
   j["bias"] = "none";
   j["fan_in_fan_out"] = false;
-  if (o.targets == std::vector<std::string>{"all-linear"}) {
+  if (targets == std::vector<std::string>{"all-linear"}) {
     j["target_modules"] = "all-linear";
-  } else if (all_short_names(o.targets)) {
-    j["target_modules"] = o.targets;
+  } else if (all_short_names(targets, config.module_names())) {
+    j["target_modules"] = targets;
   } else {
     auto& list = j["target_modules"] = nlohmann::json::array();
-    for (const auto& s : plan.slots) list.push_back("model." + s.slot);
+    for (const auto& s : plan.slots) list.push_back(config.hf_module_name(s.slot));
   }
   // Per-module values that differ from the defaults, by full module name (exact under PEFT's suffix rule).
   j["rank_pattern"] = nlohmann::json::object();
   j["alpha_pattern"] = nlohmann::json::object();
   for (const auto& s : plan.slots) {
-    if (s.rank != o.rank) j["rank_pattern"]["model." + s.slot] = s.rank;
-    if (s.alpha != o.alpha) j["alpha_pattern"]["model." + s.slot] = s.alpha;
+    if (s.rank != o.rank) j["rank_pattern"][config.hf_module_name(s.slot)] = s.rank;
+    if (s.alpha != o.alpha) j["alpha_pattern"][config.hf_module_name(s.slot)] = s.alpha;
   }
   if (!options.modules_to_save.empty()) {
     std::set<std::string> modules;
@@ -134,8 +126,8 @@ YAML::Node method_from_peft_fields(const nlohmann::json& j, const std::string& f
     } else {
       for (const auto& t : targets) {
         std::string name = t.get<std::string>();
-        const auto& modules = llama_module_names();
-        if (std::find(modules.begin(), modules.end(), name) != modules.end()) {
+        // A short name (no dot) stays one; the model family checks it when the method is planned.
+        if (name.find('.') == std::string::npos) {
           node["targets"].push_back(name);
         } else {
           // PEFT selects a module whose name equals the entry or ends with "." + entry.
@@ -162,9 +154,11 @@ YAML::Node method_from_peft_fields(const nlohmann::json& j, const std::string& f
 
 }  // namespace
 
-std::string peft_module_key(const std::string& slot_name) { return std::string(kModulePrefix) + "model." + slot_name; }
+std::string peft_module_key(const BackboneConfig& config, const std::string& slot_name) {
+  return std::string(kModulePrefix) + config.hf_module_name(slot_name);
+}
 
-void export_peft_adapter(LlamaImpl& model, const Method& method, const fs::path& dir, const PeftExportOptions& options) {
+void export_peft_adapter(BackboneImpl& model, const Method& method, const fs::path& dir, const PeftExportOptions& options) {
   if (method.trains_base_weights())
     throw InputError(dir.string(), "full fine-tuning has no adapter to export; export the merged model instead");
   AdaptationPlan plan = plan_adaptation(model.config(), method);
@@ -174,11 +168,10 @@ void export_peft_adapter(LlamaImpl& model, const Method& method, const fs::path&
     auto slot = model.slot(s.slot);
     if (!slot->has_adapter()) throw std::logic_error(s.slot + ": the model has no adapter the method planned");
     auto params = slot->adapter()->named_parameters(/*recurse=*/false);
-    int64_t heads = rotary_heads(model.config(), s.module);
     for (const auto& [ours, suffix] : key_suffixes())
       if (params.contains(ours))
-        tensors.emplace_back(peft_module_key(s.slot) + "." + suffix,
-                             to_layout(params[ours].detach(), ours, heads, /*to_hf=*/true).contiguous());
+        tensors.emplace_back(peft_module_key(model.config(), s.slot) + "." + suffix,
+                             to_layout(model.config(), s.slot, params[ours].detach(), ours, /*to_hf=*/true).contiguous());
   }
   for (const auto& [name, tensor] : options.modules_to_save)
     tensors.emplace_back(kModulePrefix + name, tensor.detach().contiguous());
@@ -187,7 +180,7 @@ void export_peft_adapter(LlamaImpl& model, const Method& method, const fs::path&
   if (ec) throw InputError(dir.string(), "cannot create the folder: " + ec.message());
   write_safetensors(dir / kWeightsFile, tensors, {{"format", "pt"}});
   std::ofstream out(dir / kConfigFile);
-  out << peft_config(method, plan, options).dump(2) << "\n";
+  out << peft_config(model.config(), method, plan, options).dump(2) << "\n";
   if (!out) throw InputError((dir / kConfigFile).string(), "cannot write the file");
 }
 
@@ -200,7 +193,7 @@ std::unique_ptr<Method> read_peft_method(const fs::path& dir) {
   return make_method(method_from_peft_fields(j, file), file, "method");
 }
 
-PeftAdapter load_peft_adapter(LlamaImpl& model, const fs::path& dir) {
+PeftAdapter load_peft_adapter(BackboneImpl& model, const fs::path& dir) {
   PeftAdapter adapter;
   adapter.config = read_json(dir / kConfigFile);
   adapter.method = read_peft_method(dir);
@@ -213,17 +206,16 @@ PeftAdapter load_peft_adapter(LlamaImpl& model, const fs::path& dir) {
   torch::NoGradGuard no_grad;
   for (const auto& s : plan.slots) {
     auto params = model.slot(s.slot)->adapter()->named_parameters(/*recurse=*/false);
-    int64_t heads = rotary_heads(model.config(), s.module);
     for (const auto& [ours, suffix] : key_suffixes()) {
       if (!params.contains(ours)) continue;
-      auto key = peft_module_key(s.slot) + "." + suffix;
+      auto key = peft_module_key(model.config(), s.slot) + "." + suffix;
       if (!weights.contains(key)) throw InputError(weights_path.string(), fmt::format("missing tensor '{}'", key));
       auto& param = params[ours];
       auto value = weights.load(key);
       if (value.sizes() != param.sizes())
         throw InputError(weights_path.string(), fmt::format("tensor '{}' has shape {}, expected {}", key,
                                                             fmt::join(value.sizes(), "x"), fmt::join(param.sizes(), "x")));
-      param.copy_(to_layout(value.to(param.options()), ours, heads, /*to_hf=*/false));
+      param.copy_(to_layout(model.config(), s.slot, value.to(param.options()), ours, /*to_hf=*/false));
       unused.erase(key);
     }
   }

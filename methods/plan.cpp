@@ -16,15 +16,13 @@ std::string with_thousands(int64_t n) {
   return n < 0 ? "-" + out : out;
 }
 
-std::string describe_plan(const LlamaConfig& config, const Method& method) {
+std::string describe_plan(const BackboneConfig& config, const Method& method) {
   return describe_plan(config, plan_adaptation(config, method), method);
 }
 
-std::string describe_plan(const LlamaConfig& c, const AdaptationPlan& plan, const Method& method) {
+std::string describe_plan(const BackboneConfig& config, const AdaptationPlan& plan, const Method& method) {
   std::string text = fmt::format("method: {} ({})\n", plan.method_label, method.name());
-  text += fmt::format("model: dim {}, hidden {}, {} layers, {} heads ({} kv), vocab {}, {} output: {} parameters\n",
-                      c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
-                      c.tie_embeddings ? "tied" : "untied", with_thousands(plan.backbone_params));
+  text += fmt::format("model: {}: {} parameters\n", config.describe(), with_thousands(plan.backbone_params));
   if (method.trains_base_weights()) {
     text += "adapted modules: none (every backbone weight trains)\n";
   } else {

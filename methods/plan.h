@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "core/llama.h"
+#include "core/backbone.h"
 #include "methods/adaptation.h"
 
 namespace peftlab {
@@ -12,7 +12,7 @@ namespace peftlab {
 // "1,234,567"
 std::string with_thousands(int64_t n);
 
-std::string describe_plan(const LlamaConfig& config, const Method& method);
-std::string describe_plan(const LlamaConfig& config, const AdaptationPlan& plan, const Method& method);
+std::string describe_plan(const BackboneConfig& config, const Method& method);
+std::string describe_plan(const BackboneConfig& config, const AdaptationPlan& plan, const Method& method);
 
 }  // namespace peftlab

@@ -64,7 +64,7 @@ std::string reference_script() {
   return {};
 }
 
-Reference run_reference(const BenchCase& c, const LlamaConfig& config) {
+Reference run_reference(const BenchCase& c, const BackboneConfig& config) {
   Reference r;
   const std::string script = reference_script();
   if (script.empty()) {
@@ -72,12 +72,19 @@ Reference run_reference(const BenchCase& c, const LlamaConfig& config) {
     return r;
   }
   const int threads = c.threads > 0 ? c.threads : hardware_threads();
+  // The reference is a llama-shaped decoder: it takes the shape fields of the config.json.
+  const nlohmann::json shape = config.to_hf_json();
+  if (!shape.contains("num_attention_heads") || !shape.contains("intermediate_size")) {
+    r.why_missing = "the Python reference covers decoders only";
+    return r;
+  }
+  auto field = [&](const char* key) { return std::to_string(shape.at(key).get<int64_t>()); };
   ChildOutput run;
   try {
     run = run_capturing_stdout(
-        {analysis_python(), script, "--dim", std::to_string(config.dim), "--layers", std::to_string(config.n_layers),
-         "--heads", std::to_string(config.n_heads), "--kv-heads", std::to_string(config.n_kv_heads), "--hidden",
-         std::to_string(config.hidden_dim), "--vocab", std::to_string(config.vocab_size), "--batch",
+        {analysis_python(), script, "--dim", field("hidden_size"), "--layers", field("num_hidden_layers"),
+         "--heads", field("num_attention_heads"), "--kv-heads", field("num_key_value_heads"), "--hidden",
+         field("intermediate_size"), "--vocab", field("vocab_size"), "--batch",
          std::to_string(c.batch), "--seq-len", std::to_string(c.seq_len), "--method", c.method, "--rank",
          std::to_string(c.rank), "--warmup", std::to_string(c.warmup), "--steps", std::to_string(c.steps),
          "--threads", std::to_string(threads)});
@@ -222,7 +229,7 @@ int run_bench(const BenchArgs& args) {
   nlohmann::json raw = {{"matmul_peak_gflops", peak}, {"threads", threads}, {"shapes", nlohmann::json::array()}};
   for (const auto& shape : shapes) {
     ShapeResults r{shape, {}, {}};
-    const LlamaConfig config = bench_shape_config(shape);
+    const BackboneConfigPtr config = bench_shape_config(shape);
     for (BenchCase c : variants) {
       c.shape = shape;
       c.steps = args.steps > 0 ? args.steps : default_steps(shape);
@@ -232,7 +239,7 @@ int run_bench(const BenchArgs& args) {
       const bool reference_method = c.method == "lora" || c.method == "dora";
       if (args.reference && reference_method && c.precision == "fp32" && !c.activation_checkpointing) {
         spdlog::info("bench {} {}: Python reference", shape, c.method);
-        r.references[c.method] = run_reference(c, config);
+        r.references[c.method] = run_reference(c, *config);
         if (!r.references[c.method].why_missing.empty()) spdlog::warn("{}", r.references[c.method].why_missing);
       }
     }

@@ -32,15 +32,9 @@ RunModel adapter_run(const EvalArgs& args) {
   run.method = std::move(adapter.method);
   run.model = TaskModel(loaded.model, run.task->kind(), run.task->num_labels());
   if (run.model->has_score_head()) {
-    auto head = adapter.modules_to_save.find("score.weight");
-    if (head == adapter.modules_to_save.end())
-      throw InputError(args.adapter, "the adapter has no score.weight (task head), which task " + run.task->name() + " needs");
-    if (!head->second.sizes().equals(run.model->score->weight.sizes()))
-      throw InputError(args.adapter, fmt::format("score.weight has shape ({}), task {} needs ({})",
-                                                 fmt::join(head->second.sizes(), ", "), run.task->name(),
-                                                 fmt::join(run.model->score->weight.sizes(), ", ")));
-    torch::NoGradGuard no_grad;
-    run.model->score->weight.copy_(head->second);
+    if (adapter.modules_to_save.empty())
+      throw InputError(args.adapter, "the adapter has no task head (modules_to_save), which task " + run.task->name() + " needs");
+    run.model->load_head_hf_tensors(adapter.modules_to_save, args.adapter);
   }
   run.model->eval();
   return run;

@@ -24,13 +24,15 @@ std::function<int()> setup_export(CLI::App& cmd) {
   cmd.add_flag("--merged", args->merged, "Write the merged model as a Hugging Face layout folder");
   return [args] {
     RunModel run = load_finished_run(args->run_dir);
-    std::map<std::string, torch::Tensor> head;
-    if (run.model->has_score_head()) head["score.weight"] = run.model->score->weight.detach();
+    // The task head under its Hugging Face names ("score.weight"), as PEFT's modules_to_save.
+    std::map<std::string, torch::Tensor> head = run.model->head_hf_tensors();
     if (args->merged) {
       merge_all(*run.model->backbone);
       write_hf_folder(*run.model->backbone, args->out, run.tokenizer->path());
-      // The task head is not part of a causal-LM folder: it goes beside it, under Hugging Face's name.
-      if (!head.empty()) write_safetensors(std::filesystem::path(args->out) / "score.safetensors", {{"score.weight", head["score.weight"]}});
+      // The task head is not part of a causal-LM folder: it goes beside it, under Hugging Face's names.
+      if (!head.empty())
+        write_safetensors(std::filesystem::path(args->out) / "score.safetensors",
+                          std::vector<std::pair<std::string, torch::Tensor>>(head.begin(), head.end()));
     } else {
       PeftExportOptions options;
       options.task_type = head.empty() ? "CAUSAL_LM" : "SEQ_CLS";

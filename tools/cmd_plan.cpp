@@ -1,11 +1,12 @@
 // peftlab plan SPEC: for each run of a spec, what its method adapts and how many parameters train. Reads only
-// the model's config (config.json or the llama2.c header), so a laptop plans a LLaMA-7B run. Without a spec,
+// the model's config (config.json or the llama2.c header), so a laptop plans a 7B run from a folder holding only config.json. Without a spec,
 // --model PATH --method '{name: lora, rank: 8}' plans one method on one model.
 #include <iostream>
 #include <set>
 
 #include "core/errors.h"
 #include "core/model_io.h"
+#include "experiments/run_model.h"
 #include "experiments/sweep.h"
 #include "methods/plan.h"
 #include "methods/registry.h"
@@ -21,16 +22,6 @@ struct PlanArgs {
   std::string method = "{name: lora}";
 };
 
-LlamaConfig config_of(const ModelSpec& model) {
-  if (!model.init) return read_model_config(model.path);
-  LlamaConfig c;
-  c.dim = model.init->dim, c.n_layers = model.init->n_layers, c.n_heads = model.init->n_heads;
-  c.n_kv_heads = model.init->n_kv_heads > 0 ? model.init->n_kv_heads : model.init->n_heads;
-  c.hidden_dim = model.init->hidden_dim, c.vocab_size = model.init->vocab_size, c.max_seq_len = model.init->max_seq_len;
-  c.validate("model.init");
-  return c;
-}
-
 int plan_spec(const PlanArgs& args) {
   auto runs = load_runs(args.spec, args.overrides);
   std::set<std::string> shown;  // one plan per (model, method): seeds and tasks share it
@@ -40,7 +31,7 @@ int plan_spec(const PlanArgs& args) {
     std::unique_ptr<Method> method;
     with_source_locations(*run.sources, [&] { method = make_method(run.method, run.sources->primary()); });
     std::cout << "== " << run.method_label << " on " << (run.model.init ? "model.init" : run.model.path) << "\n";
-    std::cout << describe_plan(config_of(run.model), *method) << "\n";
+    std::cout << describe_plan(*model_spec_config(run.model), *method) << "\n";
   }
   std::cout << runs.size() << " run(s)\n";
   return 0;
@@ -56,7 +47,7 @@ std::function<int()> setup_plan(CLI::App& cmd) {
     if (!args->spec.empty()) return plan_spec(*args);
     if (args->model.empty()) throw InputError("plan", "give a spec, or --model and --method");
     auto method = make_method_from_yaml(args->method, "--method");
-    std::cout << describe_plan(read_model_config(args->model), *method);
+    std::cout << describe_plan(*read_model_config(args->model), *method);
     return 0;
   };
 }

@@ -9,43 +9,51 @@
 namespace peftlab {
 namespace {
 
-LlamaConfig small_config() {
-  LlamaConfig c;
-  c.dim = 64, c.hidden_dim = 176, c.n_layers = 3, c.n_heads = 4, c.n_kv_heads = 2, c.vocab_size = 500;
-  c.max_seq_len = 128;
-  return c;
+// A small llama shape, and its numbers written out: dim 64, 4 heads of 16 with 2 kv heads (kv width 32),
+// MLP 176, 3 layers, vocabulary 500.
+struct Shape {
+  double dim = 64, kv = 32, hidden = 176, n_layers = 3, vocab_size = 500;
+};
+
+BackboneConfigPtr small_config() {
+  return backbone_config_from_json({{"model_type", "llama"}, {"hidden_size", 64}, {"intermediate_size", 176},
+                                    {"num_hidden_layers", 3}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                                    {"vocab_size", 500}, {"max_position_embeddings", 128}},
+                                   "test config");
 }
 
 // Parameters that take part in matmuls: every linear of every layer, and the output projection.
-double matmul_parameters(const LlamaConfig& c) {
-  const double d = c.dim, kv = c.kv_dim(), h = c.hidden_dim;
+double matmul_parameters(const Shape& c) {
+  const double d = c.dim, kv = c.kv, h = c.hidden;
   return c.n_layers * (2 * d * d + 2 * d * kv + 3 * d * h) + d * c.vocab_size;
 }
 
 TEST(BenchFlops, FullFineTuningIsSixTimesTokensTimesParametersPlusAttention) {
   // Kaplan et al.'s rule: a training step costs 6 N P (forward 2NP, backward 4NP) for the matmuls; the
   // attention products add 4 N T d per layer forward and twice that backward.
-  const LlamaConfig c = small_config();
+  const auto config = small_config();
+  const Shape c;
   const int64_t batch = 3, T = 40;
   const double N = batch * T;
   const double expected = 6 * N * matmul_parameters(c) + 12 * N * T * c.dim * c.n_layers;
-  EXPECT_NEAR(training_step_flops(c, "full", 8, batch, T).total(), expected, 1e-9 * expected);
+  EXPECT_NEAR(training_step_flops(*config, "full", 8, batch, T).total(), expected, 1e-9 * expected);
 }
 
 TEST(BenchFlops, LoraIsFourTimesTokensTimesParametersPlusTheAdapterTerms) {
-  const LlamaConfig c = small_config();
+  const auto config = small_config();
+  const Shape c;
   const int64_t batch = 2, T = 32, r = 4;
-  const double N = batch * T, d = c.dim, kv = c.kv_dim(), h = c.hidden_dim;
+  const double N = batch * T, d = c.dim, kv = c.kv, h = c.hidden;
   // No weight gradients for frozen matrices; no input gradient for the first layer's q, k, v (they read
   // the frozen embedding). Each adapter: 2 N r (in + out) forward, twice that backward.
   const double frozen = 4 * N * matmul_parameters(c) - 2 * N * (d * d + 2 * d * kv) + 12 * N * T * d * c.n_layers;
   const double adapter_dims = c.n_layers * ((d + d) * 2 + (d + kv) * 2 + (d + h) * 2 + (h + d));
   const double lora = frozen + 6 * N * r * adapter_dims;
-  EXPECT_NEAR(training_step_flops(c, "lora", r, batch, T).total(), lora, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(*config, "lora", r, batch, T).total(), lora, 1e-9 * lora);
   // DoRA and BoRA add V = W0 + s B A once per step: 2 r (in x out) per adapted matrix.
   const double v_build = 2.0 * r * c.n_layers * (2 * d * d + 2 * d * kv + 3 * d * h);
-  EXPECT_NEAR(training_step_flops(c, "dora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
-  EXPECT_NEAR(training_step_flops(c, "bora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(*config, "dora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(*config, "bora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
 }
 
 TEST(BenchCases, LabelsRoundTripAndBadOnesAreInputErrors) {
@@ -59,7 +67,7 @@ TEST(BenchCases, LabelsRoundTripAndBadOnesAreInputErrors) {
   EXPECT_THROW(bench_case_from_label("lorax", defaults), InputError);
   EXPECT_THROW(bench_case_from_label("dora+fp8", defaults), InputError);
   EXPECT_THROW(bench_shape_config("7B"), InputError);
-  EXPECT_EQ(bench_shape_config("110M").dim, 768);
+  EXPECT_EQ(bench_shape_config("110M")->hidden_size, 768);
 }
 
 TEST(BenchCli, MeasuresEveryCaseInItsOwnProcessOnStories260K) {

@@ -11,7 +11,7 @@ namespace {
 
 LoadedModel stories() { return load_model_and_tokenizer(testing::stories260k_bin(), testing::stories260k_tokenizer()); }
 
-torch::Tensor last_logprobs(LlamaImpl& model, const std::vector<int>& ids) {
+torch::Tensor last_logprobs(BackboneImpl& model, const std::vector<int>& ids) {
   auto input = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
   return torch::log_softmax(model.forward(input).select(1, long(ids.size()) - 1).squeeze(0).to(torch::kFloat64), -1);
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/families/llama.h"
 #include "core/generate.h"
 #include "core/llama2c.h"
 #include "core/model_io.h"
@@ -23,7 +24,7 @@ class ConvertedStories : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    Llama model = load_llama2c(testing::stories260k_bin());
+    Backbone model = load_llama2c(testing::stories260k_bin());
     write_hf_folder(*model, dir_->path() / "hf", testing::stories260k_tokenizer());
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -36,9 +37,11 @@ TEST_F(ConvertedStories, FolderHoldsConfigWeightsAndTokenizer) {
   EXPECT_TRUE(fs::exists(folder() / "config.json"));
   EXPECT_TRUE(fs::exists(folder() / "model.safetensors"));
   EXPECT_TRUE(fs::exists(folder() / "tokenizer.model"));
-  LlamaConfig c = read_hf_config(folder() / "config.json");
-  EXPECT_EQ(c.dim, 64);
-  EXPECT_EQ(c.n_kv_heads, 4);
+  auto config = read_backbone_config(folder() / "config.json");
+  const auto& c = dynamic_cast<const LlamaConfig&>(*config);
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.rms_norm_eps, 1e-5);
   EXPECT_FALSE(c.rope_interleaved);
   SafetensorsFile file(folder() / "model.safetensors");
   EXPECT_TRUE(file.contains("model.layers.0.self_attn.q_proj.weight"));
@@ -46,8 +49,8 @@ TEST_F(ConvertedStories, FolderHoldsConfigWeightsAndTokenizer) {
 }
 
 TEST_F(ConvertedStories, LogitsEqualTheLlama2cFile) {
-  Llama original = load_llama2c(testing::stories260k_bin());
-  Llama converted = load_hf_model(folder());
+  Backbone original = load_llama2c(testing::stories260k_bin());
+  Backbone converted = load_hf_model(folder());
   torch::NoGradGuard no_grad;
   torch::manual_seed(3);
   auto tokens = torch::randint(0, 512, {2, 40}, torch::kLong);
@@ -73,22 +76,40 @@ TEST_F(ConvertedStories, GreedyTextThroughTheCli) {
       << result.output;
 }
 
-TEST(HfConfig, MissingFieldNamesIt) {
+TEST(HfConfig, WrongTypeNamesTheField) {
   testing::TempDir dir;
-  testing::write_file(dir / "config.json", R"({"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 5,
+  testing::write_file(dir / "config.json", R"({"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": "5",
     "num_attention_heads": 8, "max_position_embeddings": 512})");
   try {
-    read_hf_config(dir / "config.json");
+    read_backbone_config(dir / "config.json");
     FAIL();
   } catch (const InputError& e) {
-    EXPECT_EQ(std::string(e.what()), (dir / "config.json").string() + ": missing field 'vocab_size'");
+    EXPECT_EQ(std::string(e.what()), (dir / "config.json").string() + ": field 'num_hidden_layers' must be an integer, got \"5\"");
+  }
+}
+
+// A shape that disagrees with config.json is refused from the safetensors header, before the model is built.
+TEST(HfFolder, TensorShapeAgainstConfigIsCheckedFirst) {
+  testing::TempDir dir;
+  Backbone model = load_llama2c(testing::stories260k_bin());
+  write_hf_folder(*model, dir / "hf");
+  auto config = nlohmann::json::parse(testing::read_file(dir / "hf" / "config.json"));
+  config["intermediate_size"] = 1 << 20;  // would need 5 x 3 x 64 x 2^20 floats if it were allocated
+  testing::write_file(dir / "hf" / "config.json", config.dump());
+  try {
+    load_hf_model(dir / "hf");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), (dir / "hf" / "model.safetensors").string() +
+                                         ": tensor 'model.layers.0.mlp.gate_proj.weight' has shape [172, 64]; " +
+                                         (dir / "hf" / "config.json").string() + " implies [1048576, 64]");
   }
 }
 
 // A model folder whose safetensors header points a tensor past the end of the file.
 TEST(HfFolder, LyingSafetensorsHeaderIsInputError) {
   testing::TempDir dir;
-  Llama model = load_llama2c(testing::stories260k_bin());
+  Backbone model = load_llama2c(testing::stories260k_bin());
   write_hf_folder(*model, dir / "hf");
   std::string bytes = testing::read_file(dir / "hf" / "model.safetensors");
   uint64_t header_len = 0;
@@ -124,32 +145,53 @@ TEST(CliBadInput, TruncatedCheckpoint) {
                          ": truncated: the header's shape needs 1056540 bytes, the file has 5000");
 }
 
-TEST(CliBadInput, ConfigMissingField) {
+// Sizes beyond the sanity bounds are refused while config.json is read, before anything is allocated.
+TEST(CliBadInput, ConfigBeyondSanityBounds) {
   testing::TempDir dir;
   fs::create_directories(dir / "m");
-  testing::write_file(dir / "m" / "config.json", R"({"hidden_size": 64})");
+  const std::string file = (dir / "m" / "config.json").string();
+  testing::write_file(file, R"({"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 1099511627776})");
   expect_input_error({"generate", "--model", (dir / "m").string(), "--tokenizer", testing::stories260k_tokenizer()},
-                     "error: " + (dir / "m" / "config.json").string() + ": missing field 'intermediate_size'");
+                     "error: " + file + ": field 'num_hidden_layers' is 1099511627776, beyond the sanity bound 1024");
+  expect_input_error({"plan", "--model", (dir / "m").string()},
+                     "error: " + file + ": field 'num_hidden_layers' is 1099511627776, beyond the sanity bound 1024");
+  testing::write_file(file, R"({"model_type": "qwen2", "hidden_size": 1099511627776})");
+  expect_input_error({"plan", "--model", (dir / "m").string()},
+                     "error: " + file + ": field 'hidden_size' is 1099511627776, beyond the sanity bound 16777216");
+  testing::write_file(file, R"({"model_type": "mistral", "vocab_size": 4000000000, "hidden_size": 16777216})");
+  expect_input_error({"plan", "--model", (dir / "m").string()},
+                     "error: " + file + ": field 'vocab_size' is 4000000000, beyond the sanity bound 16777216");
+  // Each field within its bound, the product beyond the parameter bound.
+  testing::write_file(file, R"({"model_type": "llama", "hidden_size": 16777216, "intermediate_size": 16777216,
+    "num_attention_heads": 1, "vocab_size": 16777216, "num_hidden_layers": 1024})");
+  auto result = testing::run_cli({"plan", "--model", (dir / "m").string()});
+  EXPECT_EQ(result.status, 2) << result.output;
+  EXPECT_EQ(result.output.rfind("error: " + file + ": the config implies ", 0), 0u) << result.output;
+  testing::write_file(file, R"({"model_type": "gpt2", "hidden_size": 64})");
+  result = testing::run_cli({"plan", "--model", (dir / "m").string()});
+  EXPECT_EQ(result.status, 2) << result.output;
+  EXPECT_EQ(result.output.rfind("error: " + file + ": model_type: unknown model family 'gpt2'", 0), 0u) << result.output;
 }
 
 TEST(CliBadInput, TokenizerDoesNotMatchModel) {
   // A valid llama2.c file with a 100-piece vocabulary, against the 512-piece tokenizer.
   testing::TempDir dir;
-  LlamaConfig c;
-  c.dim = 16, c.hidden_dim = 32, c.n_layers = 1, c.n_heads = 2, c.n_kv_heads = 2, c.vocab_size = 100, c.max_seq_len = 8;
-  std::string bytes(28 + 4 * (c.parameter_count() + c.max_seq_len * c.head_dim()), '\0');
+  // Floats: embedding 100 x 16, one layer (2 norms of 16, q/k/v/o 16 x 16, gate/up/down 16 x 32), final norm,
+  // rotary tables 8 x 8.
+  const int64_t floats = 100 * 16 + (2 * 16 + 4 * 16 * 16 + 3 * 16 * 32) + 16 + 8 * 8;
+  std::string bytes(28 + 4 * floats, '\0');
   int32_t header[7] = {16, 32, 1, 2, 2, 100, 8};
   std::memcpy(bytes.data(), header, 28);
   testing::write_file(dir / "small.bin", bytes);
   expect_input_error({"generate", "--model", (dir / "small.bin").string(), "--tokenizer", testing::stories260k_tokenizer()},
                      "error: " + testing::stories260k_tokenizer().string() +
-                         ": tokenizer has 512 pieces but the model's vocabulary has 100; they do not belong together");
+                         ": tokenizer has 512 pieces but the model's vocabulary has only 100; they do not belong together");
 }
 
 TEST(CliBadInput, LyingSafetensorsThroughTheCli) {
   testing::TempDir dir;
   fs::create_directories(dir / "m");
-  std::ofstream(dir / "m" / "config.json") << hf_config_json(read_llama2c_config(testing::stories260k_bin())).dump();
+  std::ofstream(dir / "m" / "config.json") << read_llama2c_config(testing::stories260k_bin())->to_hf_json().dump();
   // Header claims one F32 tensor of 4 bytes at offsets past the end of a 4-byte buffer.
   std::string header = R"({"model.norm.weight":{"dtype":"F32","shape":[1],"data_offsets":[100,104]}})";
   uint64_t n = header.size();

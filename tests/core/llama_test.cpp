@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/errors.h"
+#include "core/families/llama.h"
 #include "core/generate.h"
 #include "core/llama2c.h"
 #include "core/model_io.h"
@@ -15,7 +16,7 @@ const char* kPublishedGreedyText =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
     "big, red ball. She wanted to play with it, but it was too high";
 
-std::string greedy_story(LlamaImpl& model, const Tokenizer& tokenizer, int64_t tokens) {
+std::string greedy_story(BackboneImpl& model, const Tokenizer& tokenizer, int64_t tokens) {
   GenerationOptions options;
   options.max_new_tokens = tokens;
   options.stop_ids = {tokenizer.bos_id(), tokenizer.eos_id()};
@@ -23,23 +24,27 @@ std::string greedy_story(LlamaImpl& model, const Tokenizer& tokenizer, int64_t t
 }
 
 TEST(Llama2c, HeaderOfStories260k) {
-  LlamaConfig c = read_llama2c_config(testing::stories260k_bin());
-  EXPECT_EQ(c.dim, 64);
-  EXPECT_EQ(c.hidden_dim, 172);
-  EXPECT_EQ(c.n_layers, 5);
-  EXPECT_EQ(c.n_heads, 8);
-  EXPECT_EQ(c.n_kv_heads, 4);
+  auto config = read_llama2c_config(testing::stories260k_bin());
+  const auto& c = dynamic_cast<const LlamaConfig&>(*config);
+  EXPECT_EQ(c.model_type(), "llama");
+  EXPECT_EQ(c.hidden_size, 64);
+  EXPECT_EQ(c.intermediate_size, 172);
+  EXPECT_EQ(c.num_hidden_layers, 5);
+  EXPECT_EQ(c.num_attention_heads, 8);
+  EXPECT_EQ(c.num_key_value_heads, 4);
   EXPECT_EQ(c.vocab_size, 512);
-  EXPECT_EQ(c.max_seq_len, 512);
-  EXPECT_TRUE(c.tie_embeddings);
+  EXPECT_EQ(c.max_position_embeddings, 512);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_TRUE(c.rope_interleaved);
 }
 
 TEST(Llama2c, ParameterCountMatchesFileSize) {
   // The file holds the header, every parameter once (tied output), and the rotary tables (seq_len x head_dim).
-  LlamaConfig c = read_llama2c_config(testing::stories260k_bin());
+  auto config = read_llama2c_config(testing::stories260k_bin());
+  const auto& c = dynamic_cast<const LlamaConfig&>(*config);
   const auto bytes = static_cast<int64_t>(std::filesystem::file_size(testing::stories260k_bin()));
-  EXPECT_EQ(28 + 4 * (c.parameter_count() + c.max_seq_len * c.head_dim()), bytes);
-  Llama model = load_llama2c(testing::stories260k_bin());
+  EXPECT_EQ(28 + 4 * (c.parameter_count() + c.max_position_embeddings * c.attention_head_dim()), bytes);
+  Backbone model = load_llama2c(testing::stories260k_bin());
   int64_t counted = 0;
   for (const auto& p : model->parameters()) counted += p.numel();
   EXPECT_EQ(counted, c.parameter_count());
@@ -47,14 +52,14 @@ TEST(Llama2c, ParameterCountMatchesFileSize) {
 
 TEST(Llama2c, GreedyDecodingReproducesPublishedText) {
   Tokenizer tokenizer(testing::stories260k_tokenizer());
-  Llama model = load_llama2c(testing::stories260k_bin());
+  Backbone model = load_llama2c(testing::stories260k_bin());
   model->eval();
   std::string text = greedy_story(*model, tokenizer, 60);
   EXPECT_EQ(text.substr(0, std::string(kPublishedGreedyText).size()), kPublishedGreedyText) << text;
 }
 
 TEST(Llama2c, KvCacheMatchesFullRecomputation) {
-  Llama model = load_llama2c(testing::stories260k_bin());
+  Backbone model = load_llama2c(testing::stories260k_bin());
   model->eval();
   torch::NoGradGuard no_grad;
   auto tokens = torch::tensor({1L, 400L, 30L, 77L, 5L, 300L}).unsqueeze(0);

@@ -26,7 +26,7 @@ struct BaseModel {
 };
 
 // Summed log-probability of ids[start..] given what precedes, from one float64 forward without padding.
-double continuation_logprob(LlamaImpl& model64, const std::vector<int32_t>& ids, int64_t start) {
+double continuation_logprob(BackboneImpl& model64, const std::vector<int32_t>& ids, int64_t start) {
   torch::NoGradGuard no_grad;
   auto input = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
   auto logprobs = torch::log_softmax(model64.forward(input).squeeze(0), -1);

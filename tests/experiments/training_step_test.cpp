@@ -24,7 +24,7 @@ struct Trained {
 // one left behind.
 Trained train_two_steps(const std::string& method_yaml, bool checkpointing, const std::string& precision) {
   torch::manual_seed(7);
-  Llama backbone = load_llama2c(testing::stories260k_bin());
+  Backbone backbone = load_llama2c(testing::stories260k_bin());
   auto method = make_method_from_yaml(method_yaml);
   apply_method(*backbone, *method, 11);
   backbone->set_activation_checkpointing(checkpointing);

@@ -18,8 +18,9 @@ namespace peftlab {
 namespace {
 
 struct MethodCase {
-  std::string id;    // gtest-safe name
-  std::string yaml;  // the method mapping
+  std::string id;       // gtest-safe name
+  std::string yaml;     // the method mapping
+  bool biased = false;  // every slot has a bias (a llama config with attention_bias and mlp_bias)
 };
 
 // Variants beyond each registered method's defaults.
@@ -43,11 +44,24 @@ const std::vector<MethodCase>& variant_table() {
   return variants;
 }
 
+// Every case twice: on stories260K's slots (no bias) and on a model whose every slot has a bias.
 std::vector<MethodCase> all_cases() {
   std::vector<MethodCase> cases;
   for (const auto& name : method_names()) cases.push_back({name + "_defaults", "{name: " + name + "}"});
   for (const auto& v : variant_table()) cases.push_back(v);
+  const size_t unbiased = cases.size();
+  for (size_t i = 0; i < unbiased; ++i) cases.push_back({cases[i].id + "_biased", cases[i].yaml, true});
   return cases;
+}
+
+// stories260K's shape (2 layers), randomly initialised, with a bias on every slot.
+Backbone biased_model() {
+  return backbone_config_from_json({{"model_type", "llama"}, {"hidden_size", 64}, {"intermediate_size", 172},
+                                    {"num_hidden_layers", 2}, {"num_attention_heads", 8}, {"num_key_value_heads", 4},
+                                    {"vocab_size", 512}, {"max_position_embeddings", 64}, {"attention_bias", true},
+                                    {"mlp_bias", true}, {"tie_word_embeddings", true}},
+                                   "biased test config")
+      ->build();
 }
 
 // DESIGN.md's trainable-parameter formulas, written out independently of the methods' own.
@@ -82,7 +96,8 @@ class MethodConformance : public ::testing::TestWithParam<MethodCase> {
   void SetUp() override {
     torch::manual_seed(1234);
     method = make_method_from_yaml(GetParam().yaml, "conformance.yaml");
-    model = load_llama2c(testing::stories260k_bin());
+    model = GetParam().biased ? biased_model() : load_llama2c(testing::stories260k_bin());
+    for (const auto& slot : model->slots()) ASSERT_EQ(slot->has_bias(), GetParam().biased) << slot->slot_name();
     tokens = torch::randint(0, model->config().vocab_size, {2, 9}, torch::kInt64);
   }
   torch::Tensor logits() {
@@ -96,7 +111,7 @@ class MethodConformance : public ::testing::TestWithParam<MethodCase> {
     return out;
   }
   std::unique_ptr<Method> method;
-  Llama model{nullptr};
+  Backbone model;
   torch::Tensor tokens;
 };
 
@@ -124,10 +139,9 @@ TEST_P(MethodConformance, MergedEqualsUnmergedAfterPerturbation) {
 TEST_P(MethodConformance, OnlyAdapterAndHeadParametersGetGradients) {
   apply_method(*model, *method, 7);
   testing::perturb_adapter_parameters(*model);  // B != 0, so A's gradient is not zero either
-  torch::nn::Linear head(model->config().dim, 3);
+  SequenceHead head = model->make_sequence_head(3);
   auto hidden = model->hidden_states(tokens);
-  auto last = torch::full({tokens.size(0)}, tokens.size(1) - 1, torch::kInt64);
-  auto scores = head(LlamaImpl::gather_last(hidden, last));
+  auto scores = head->forward(hidden, torch::ones_like(tokens));
   torch::nn::functional::cross_entropy(scores, torch::tensor({0, 2}, torch::kInt64)).backward();
   for (const auto& p : head->parameters()) EXPECT_TRUE(p.grad().defined() && p.grad().abs().sum().item<double>() > 0);
   int64_t with_grad = 0;
@@ -197,13 +211,14 @@ struct Float64Slot {
   AdaptableLinear layer{nullptr};
   SlotPlan plan;
 };
-Float64Slot make_float64_slot(const Method& method, const LlamaConfig& config) {
+Float64Slot make_float64_slot(const Method& method, const BackboneConfig& config, bool biased) {
   auto plan = plan_adaptation(config, method);
   Float64Slot s;
   s.plan = plan.slots.at(0);
-  s.layer = AdaptableLinear(s.plan.slot, s.plan.in_features, s.plan.out_features);
+  s.layer = AdaptableLinear(s.plan.slot, s.plan.in_features, s.plan.out_features, biased);
   s.layer->to(torch::kFloat64);
   s.layer->weight.set_requires_grad(false);
+  if (biased) s.layer->bias.set_requires_grad(false);
   s.layer->attach(method.make_adapter(s.plan, s.layer->weight, at::make_generator<at::CPUGeneratorImpl>(3)));
   testing::perturb_adapter_parameters(*s.layer);
   return s;
@@ -211,7 +226,7 @@ Float64Slot make_float64_slot(const Method& method, const LlamaConfig& config) {
 
 TEST_P(MethodConformance, MatchesFloat64ReferenceBuiltFromTheFormula) {
   if (method->trains_base_weights()) GTEST_SKIP() << "no adapter";
-  auto slot = make_float64_slot(*method, model->config());
+  auto slot = make_float64_slot(*method, model->config(), GetParam().biased);
   auto params = slot.layer->adapter()->named_parameters();
   auto get = [&](const std::string& n) { return params.contains(n) ? params[n] : torch::Tensor(); };
   auto expected_w = testing::reference_merged_weight(reference_kind(method->to_json()), slot.layer->weight,
@@ -220,8 +235,23 @@ TEST_P(MethodConformance, MatchesFloat64ReferenceBuiltFromTheFormula) {
   EXPECT_GT(max_relative_difference(expected_w, slot.layer->weight), 1e-3) << "reference equals W0: test is void";
   auto x = torch::randn({3, 4, slot.plan.in_features}, torch::kFloat64);
   torch::NoGradGuard no_grad;
-  EXPECT_LE(max_relative_difference(slot.layer->forward(x), torch::matmul(x, expected_w.t())), 1e-12);
+  // PEFT's semantics: y = x W'^T + b, the bias added unscaled after the weight path (DoRA/BoRA rescale W' only).
+  auto expected_y = torch::matmul(x, expected_w.t());
+  const auto bias = slot.layer->has_bias() ? slot.layer->bias.clone() : torch::Tensor();
+  if (bias.defined()) {
+    EXPECT_GT(bias.abs().max().item<double>(), 0.0);
+    expected_y = expected_y + bias;
+  }
+  EXPECT_LE(max_relative_difference(slot.layer->forward(x), expected_y), 1e-12);
   EXPECT_LE(max_relative_difference(slot.layer->effective_weight(), expected_w), 1e-12);
+  // Merging folds W' into the weight and leaves the bias as it is; unmerging restores W0.
+  const auto w0 = slot.layer->weight.clone();
+  slot.layer->merge();
+  EXPECT_LE(max_relative_difference(slot.layer->forward(x), expected_y), 1e-12);
+  if (bias.defined()) EXPECT_TRUE(torch::equal(slot.layer->bias, bias));
+  slot.layer->unmerge();
+  EXPECT_TRUE(torch::equal(slot.layer->weight, w0));
+  if (bias.defined()) EXPECT_TRUE(torch::equal(slot.layer->bias, bias));
 }
 
 // The cases whose adapter gradients are the true gradients of W': an adapter (not full fine-tuning) whose norms
@@ -238,7 +268,7 @@ std::vector<MethodCase> exact_gradient_cases() {
 class ExactGradientConformance : public MethodConformance {};
 
 TEST_P(ExactGradientConformance, ExactNormGradientsMatchFiniteDifferences) {
-  auto slot = make_float64_slot(*method, model->config());
+  auto slot = make_float64_slot(*method, model->config(), GetParam().biased);
   auto x = torch::randn({5, slot.plan.in_features}, torch::kFloat64);
   auto upstream = torch::randn({5, slot.plan.out_features}, torch::kFloat64);
   auto loss = [&]() { return (slot.layer->forward(x) * upstream).sum(); };
@@ -272,7 +302,7 @@ TEST_P(ExactGradientConformance, GradientsMatchAutogradThroughTheReferenceFormul
   auto options = method->to_json();
   for (bool zero_magnitude : {false, true}) {
     SCOPED_TRACE(zero_magnitude ? "one magnitude entry zero" : "no zero magnitude");
-    auto slot = make_float64_slot(*method, model->config());
+    auto slot = make_float64_slot(*method, model->config(), GetParam().biased);
     auto params = slot.layer->adapter()->named_parameters();
     auto get = [&](const std::string& n) { return params.contains(n) ? params[n] : torch::Tensor(); };
     if (zero_magnitude) {
@@ -291,7 +321,9 @@ TEST_P(ExactGradientConformance, GradientsMatchAutogradThroughTheReferenceFormul
     }
     auto w = testing::reference_merged_weight(reference_kind(options), slot.layer->weight, get("lora_A"),
                                               get("lora_B"), slot.plan.scaling, get("magnitude"), get("magnitude_in"));
-    (torch::matmul(x, w.t()) * upstream).sum().backward();
+    auto y = torch::matmul(x, w.t());
+    if (slot.layer->has_bias()) y = y + slot.layer->bias;
+    (y * upstream).sum().backward();
     for (auto& item : params) {
       ASSERT_TRUE(item.value().grad().defined()) << item.key();
       EXPECT_GT(item.value().grad().abs().max().item<double>(), 0.0) << item.key() << ": a zero gradient proves nothing";
@@ -312,7 +344,10 @@ TEST(MethodConformanceTable, EveryRegisteredMethodIsCovered) {
     for (const auto& c : all_cases()) found |= c.yaml.find("name: " + name) != std::string::npos;
     EXPECT_TRUE(found) << name;
   }
-  EXPECT_GE(all_cases().size(), method_names().size() + 11);
+  EXPECT_GE(all_cases().size(), 2 * (method_names().size() + 11));
+  int64_t biased = 0;
+  for (const auto& c : all_cases()) biased += c.biased;
+  EXPECT_EQ(2 * biased, static_cast<int64_t>(all_cases().size()));
 }
 
 }  // namespace

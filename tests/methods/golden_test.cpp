@@ -8,6 +8,7 @@
 
 #include <fstream>
 
+#include "core/adaptable_linear.h"
 #include "methods/registry.h"
 
 namespace peftlab {
@@ -59,8 +60,21 @@ TEST(MethodsGolden, ForwardMergedWeightAndGradientsMatchPyTorchAutograd) {
       plan.alpha = c["alpha"];
       plan.scaling = plan.alpha / plan.rank;
       ASSERT_DOUBLE_EQ(plan.scaling, c["scaling"].get<double>());
+      // Through an AdaptableLinear with the case's bias (when it has one): the layer adds the bias to the
+      // adapter's weight path, unscaled, as the golden y = x W'^T + b.
+      const bool biased = !c["bias"].is_null();
       auto W0 = to_tensor(c["W0"]);
-      auto adapter = method->make_adapter(plan, W0, at::make_generator<at::CPUGeneratorImpl>(0));
+      AdaptableLinear layer("slot", plan.in_features, plan.out_features, biased);
+      layer->to(torch::kFloat64);
+      {
+        torch::NoGradGuard no_grad;
+        layer->weight.copy_(W0);
+        if (biased) layer->bias.copy_(to_tensor(c["bias"]));
+      }
+      layer->weight.set_requires_grad(false);
+      if (biased) layer->bias.set_requires_grad(false);
+      auto adapter = method->make_adapter(plan, layer->weight, at::make_generator<at::CPUGeneratorImpl>(0));
+      layer->attach(adapter);
       auto params = adapter->named_parameters();
       {
         torch::NoGradGuard no_grad;
@@ -70,12 +84,17 @@ TEST(MethodsGolden, ForwardMergedWeightAndGradientsMatchPyTorchAutograd) {
         if (params.contains("magnitude_in")) params["magnitude_in"].copy_(to_tensor(c["m_in"]));
       }
       auto x = to_tensor(c["x"]);
-      auto y = adapter->forward(x, W0);
-      if (!c["bias"].is_null()) y = y + to_tensor(c["bias"]);
+      auto y = layer->forward(x);
       EXPECT_LE(max_relative_difference(y, to_tensor(expected["y"])), 1e-12);
       {
         torch::NoGradGuard no_grad;
         EXPECT_LE(max_relative_difference(adapter->merged_weight(W0), to_tensor(expected["merged_weight"])), 1e-12);
+        // Merged, the layer computes the same y with the bias left as it was.
+        layer->merge();
+        EXPECT_LE(max_relative_difference(layer->forward(x), to_tensor(expected["y"])), 1e-12);
+        if (biased) EXPECT_TRUE(torch::equal(layer->bias, to_tensor(c["bias"])));
+        layer->unmerge();
+        EXPECT_TRUE(torch::equal(layer->weight, W0));
       }
       (y * to_tensor(c["upstream_grad"])).sum().backward();
       const std::map<std::string, std::string> ours = {

@@ -6,7 +6,6 @@
 
 #include <string>
 
-#include "core/llama.h"
 
 namespace peftlab::testing {
 

@@ -1,6 +1,8 @@
 // Method registry, option reading, targets and overrides, labels, plans and the trainable share.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "core/llama2c.h"
 #include "methods/adaptation.h"
 #include "methods/plan.h"
@@ -11,7 +13,7 @@ namespace peftlab {
 namespace {
 
 // The error message make_method / plan_adaptation throw for `yaml`, or "" when none.
-std::string error_of(const std::string& yaml, const LlamaConfig* config = nullptr) {
+std::string error_of(const std::string& yaml, const BackboneConfig* config = nullptr) {
   try {
     auto method = make_method_from_yaml(yaml, "spec.yaml");
     if (config) plan_adaptation(*config, *method);
@@ -21,20 +23,19 @@ std::string error_of(const std::string& yaml, const LlamaConfig* config = nullpt
   return "";
 }
 
-LlamaConfig stories260k_config() { return read_llama2c_config(testing::stories260k_bin()); }
+const BackboneConfig& stories260k_config() {
+  static const BackboneConfigPtr config = read_llama2c_config(testing::stories260k_bin());
+  return *config;
+}
 
 // LLaMA-7B as in its config.json: hidden 4096, intermediate 11008, 32 layers, 32 heads, vocab 32000, untied.
-LlamaConfig llama7b_config() {
-  LlamaConfig c;
-  c.dim = 4096;
-  c.hidden_dim = 11008;
-  c.n_layers = 32;
-  c.n_heads = 32;
-  c.n_kv_heads = 32;
-  c.vocab_size = 32000;
-  c.max_seq_len = 2048;
-  c.tie_embeddings = false;
-  return c;
+const BackboneConfig& llama7b_config() {
+  static const BackboneConfigPtr config = backbone_config_from_json(
+      {{"model_type", "llama"}, {"hidden_size", 4096}, {"intermediate_size", 11008}, {"num_hidden_layers", 32},
+       {"num_attention_heads", 32}, {"num_key_value_heads", 32}, {"vocab_size", 32000},
+       {"max_position_embeddings", 2048}, {"tie_word_embeddings", false}},
+      "llama-7b config");
+  return *config;
 }
 
 TEST(MethodRegistry, BuiltInsAreRegisteredOnceEach) {
@@ -71,7 +72,7 @@ TEST(MethodRegistry, BadValuesAreInputErrors) {
 }
 
 TEST(MethodTargets, PatternsMatchingNothingAreErrors) {
-  auto config = stories260k_config();
+  const auto& config = stories260k_config();
   EXPECT_EQ(error_of("name: lora\ntargets: [q_proj, q_prj]\n", &config),
             "spec.yaml:2: method.targets: unknown target module 'q_prj' (known: all-linear, down_proj, gate_proj, "
             "k_proj, o_proj, q_proj, up_proj, v_proj; did you mean 'q_proj'?); or use 'regex:<pattern>' over names "
@@ -86,7 +87,7 @@ TEST(MethodTargets, PatternsMatchingNothingAreErrors) {
 }
 
 TEST(MethodTargets, ShortNamesAllLinearRegexAndOverrides) {
-  auto config = stories260k_config();  // 5 layers
+  const auto& config = stories260k_config();  // 5 layers
   auto count = [&](const std::string& yaml) { return plan_adaptation(config, *make_method_from_yaml(yaml)).slots.size(); };
   EXPECT_EQ(count("{name: lora}"), 10u);  // PEFT's LLaMA default: q_proj, v_proj
   EXPECT_EQ(count("{name: lora, targets: all-linear}"), 35u);
@@ -108,11 +109,12 @@ TEST(MethodTargets, ShortNamesAllLinearRegexAndOverrides) {
 
 TEST(MethodTargets, SlotShapesFromConfigMatchTheModel) {
   auto model = load_llama2c(testing::stories260k_bin());
-  auto shapes = llama_slot_shapes(model->config());
+  auto shapes = model->config().slot_shapes();
   auto slots = model->slots();
   ASSERT_EQ(shapes.size(), slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
-    EXPECT_EQ(shapes[i].slot, slots[i]->slot_name());
+    EXPECT_EQ(shapes[i].name, slots[i]->slot_name());
+    EXPECT_EQ(shapes[i].has_bias, slots[i]->has_bias());
     EXPECT_EQ(shapes[i].in_features, slots[i]->in_features());
     EXPECT_EQ(shapes[i].out_features, slots[i]->out_features());
   }
@@ -142,7 +144,7 @@ TEST(MethodOptions, JsonRoundTripGivesTheSameMethod) {
 }
 
 TEST(TrainableShare, Llama7bMatchesDoraPaperTable1) {
-  auto config = llama7b_config();
+  const auto& config = llama7b_config();
   EXPECT_EQ(config.parameter_count(), 6738415616);  // LLaMA-7B's published count
   const std::string targets = "targets: [q_proj, k_proj, v_proj, up_proj, down_proj]";
   auto lora = plan_adaptation(config, *make_method_from_yaml("{name: lora, rank: 32, alpha: 64, " + targets + "}"));
@@ -159,7 +161,7 @@ TEST(TrainableShare, Llama7bMatchesDoraPaperTable1) {
 }
 
 TEST(PlanText, Stories260kCounts) {
-  auto config = stories260k_config();
+  const auto& config = stories260k_config();
   auto method = make_method_from_yaml("{name: dora, rank: 4, alpha: 8, targets: [q_proj, k_proj, down_proj]}");
   auto text = describe_plan(config, *method);
   // q (64x64): 4*128+64 = 576; k (32x64): 4*96+32 = 416; down (64x172): 4*236+64 = 1008; 5 layers each.

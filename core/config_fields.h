@@ -1,0 +1,54 @@
+// Typed, bounded reads of config.json fields for the family config readers: an absent or null field keeps
+// the family's default; a wrong type, a non-positive size or a value beyond the sanity bounds is an
+// InputError naming the file and the field.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "core/errors.h"
+
+namespace peftlab {
+
+inline bool has_field(const nlohmann::json& config, const char* key) {
+  return config.contains(key) && !config.at(key).is_null();
+}
+
+// A positive integer no larger than `max`.
+inline int64_t size_field(const nlohmann::json& config, const char* key, int64_t fallback, int64_t max,
+                          const std::string& source) {
+  if (!has_field(config, key)) return fallback;
+  const auto& v = config.at(key);
+  if (!v.is_number_integer()) input_error(source, "field '{}' must be an integer, got {}", key, v.dump());
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))
+    input_error(source, "field '{}' is {}, beyond the sanity bound {}", key, v.dump(), max);
+  const int64_t value = v.get<int64_t>();
+  if (value <= 0) input_error(source, "field '{}' must be positive, got {}", key, value);
+  if (value > max) input_error(source, "field '{}' is {}, beyond the sanity bound {}", key, value, max);
+  return value;
+}
+
+inline double number_field(const nlohmann::json& config, const char* key, double fallback, const std::string& source) {
+  if (!has_field(config, key)) return fallback;
+  const auto& v = config.at(key);
+  if (!v.is_number()) input_error(source, "field '{}' must be a number, got {}", key, v.dump());
+  return v.get<double>();
+}
+
+inline bool bool_field(const nlohmann::json& config, const char* key, bool fallback, const std::string& source) {
+  if (!has_field(config, key)) return fallback;
+  const auto& v = config.at(key);
+  if (!v.is_boolean()) input_error(source, "field '{}' must be true or false, got {}", key, v.dump());
+  return v.get<bool>();
+}
+
+inline std::string string_field(const nlohmann::json& config, const char* key, const std::string& fallback,
+                                const std::string& source) {
+  if (!has_field(config, key)) return fallback;
+  const auto& v = config.at(key);
+  if (!v.is_string()) input_error(source, "field '{}' must be a string, got {}", key, v.dump());
+  return v.get<std::string>();
+}
+
+}  // namespace peftlab
