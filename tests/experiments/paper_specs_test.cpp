@@ -113,6 +113,8 @@ TEST_P(PaperSpecs, PlanFromConfigJsonAlone) {
   EXPECT_NE(result.output.find(fmt::format("rank {}  alpha {}", spec.rank, spec.alpha)), std::string::npos)
       << result.output;
   EXPECT_NE(result.output.find(with_thousands(backbone) + " parameters"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find(fmt::format("{} heads ({} kv", spec.shape->heads, spec.shape->kv_heads)), std::string::npos)
+      << result.output;
 }
 
 INSTANTIATE_TEST_SUITE_P(
