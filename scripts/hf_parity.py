@@ -37,7 +37,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REFERENCE_SCRIPT = os.path.join(ROOT, "tests", "reference", "hf_decoder_reference.py")
 
 # Tolerances on max |difference| of logits at real (unpadded) positions.
-REFERENCE_TOLERANCE = {"float64": 1e-6, "float32": 1e-4}  # transformers keeps rotary tables in float32
+# transformers computes rotary tables, RMSNorm and the attention softmax in float32 even in a float64 model.
+REFERENCE_TOLERANCE = {"float64": 1e-5, "float32": 1e-4}
 PEFTLAB_TOLERANCE = 2e-4                                 # float32 on both sides
 ADAPTER_MIN_EFFECT = 1e-3                                # an adapter must move the logits at least this much
 
