@@ -159,6 +159,9 @@ struct ParityCase {
   std::string name, dtype;
 };
 
+// gtest prints the parameter of a failing test with this.
+void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.name << " " << c.dtype; }
+
 std::string case_label(const ::testing::TestParamInfo<ParityCase>& info) {
   std::string label = info.param.name + "_" + info.param.dtype;
   for (char& c : label)
