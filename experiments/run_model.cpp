@@ -29,7 +29,7 @@ Llama build_backbone(const RunSpec& run, std::shared_ptr<Tokenizer>& tokenizer) 
   }
   const ModelInit& init = *spec.init;
   if (spec.tokenizer.empty()) throw InputError(run.id, "model.init needs model.tokenizer");
-  tokenizer = std::make_shared<Tokenizer>(spec.tokenizer);
+  tokenizer = load_tokenizer(spec.tokenizer);
   LlamaConfig config;
   config.dim = init.dim;
   config.n_layers = init.n_layers;
