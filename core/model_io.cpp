@@ -54,7 +54,7 @@ LoadedModel load_model_and_tokenizer(const fs::path& model_path, const fs::path&
     throw InputError(model_path.string(), "no tokenizer found beside the model (tokenizer.model); pass --tokenizer");
   LoadedModel loaded;
   // The tokenizer first: it is cheap, and a mismatch is reported before a large model is read.
-  loaded.tokenizer = std::make_shared<Tokenizer>(tok);
+  loaded.tokenizer = load_tokenizer(tok);
   check_tokenizer_matches(*loaded.tokenizer, *read_model_config(model_path));
   loaded.model = load_model(model_path);
   loaded.model->eval();

@@ -1,163 +1,120 @@
 #include "core/tokenizer.h"
 
-#include <dlfcn.h>
-#include <unistd.h>
+#include <fstream>
 
-#include <mutex>
-
-#include "core/checksum.h"
+#include "core/bert_vocab.h"
 #include "core/errors.h"
+#include "core/gpt2_vocab_merges.h"
+#include "core/hf_tokenizer_json.h"
+#include "core/sentencepiece_tokenizer.h"
+#include "core/tiktoken_file.h"
+#include "core/tokenizer_config.h"
+#include "core/unicode_text.h"
 
 namespace peftlab {
 
 namespace fs = std::filesystem;
 
-// The shim's functions, resolved once per process.
-struct Tokenizer::Shim {
-  void* library = nullptr;
-  void* (*load)(const char*, char*, size_t) = nullptr;
-  void (*free)(void*) = nullptr;
-  int (*vocab_size)(void*) = nullptr;
-  int (*bos_id)(void*) = nullptr;
-  int (*eos_id)(void*) = nullptr;
-  int (*pad_id)(void*) = nullptr;
-  int (*encode)(void*, const char*, size_t, int*, int) = nullptr;
-  long (*decode)(void*, const int*, int, char*, size_t) = nullptr;
-  long (*id_to_piece)(void*, int, char*, size_t) = nullptr;
-};
-
-namespace {
-
-fs::path executable_dir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path(".") : exe.parent_path();
-}
-
-// Where the shim may be: $PEFTLAB_SENTENCEPIECE_SHIM, beside the executable, ../lib from it (installed),
-// or the build folder it was built in.
-std::vector<fs::path> shim_candidates() {
-  const char* name = "libpeftlab_sentencepiece_shim.so";
-  std::vector<fs::path> out;
-  if (const char* env = std::getenv("PEFTLAB_SENTENCEPIECE_SHIM")) out.emplace_back(env);
-  out.push_back(executable_dir() / name);
-  out.push_back(executable_dir() / ".." / "lib" / name);
-  out.emplace_back(PEFTLAB_SHIM_BUILD_PATH);
-  return out;
-}
-
-template <typename F>
-void resolve(void* library, const char* symbol, F& out) {
-  out = reinterpret_cast<F>(dlsym(library, symbol));
-  if (out == nullptr) throw std::runtime_error(std::string("sentencepiece shim lacks ") + symbol);
-}
-
-// dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND). AddressSanitizer's dlopen interceptor refuses RTLD_DEEPBIND
-// outright (google/sanitizers#611: a deep-bound library could bind malloc/free to libc instead of ASan).
-// That cannot happen here: in a sanitized build the shim itself is linked with -fsanitize=address, so
-// libasan comes first among its own dependencies and its deep-bound scope resolves malloc, free, new and
-// delete to ASan (checked with LD_DEBUG=bindings). So a sanitized build calls libc's dlopen directly, then
-// opens the loaded library once more through the interceptor without RTLD_DEEPBIND (RTLD_NOLOAD: no new
-// load) so that ASan still learns about the new module.
-void* dlopen_deepbind(const char* path) {
-  constexpr int flags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
-#if defined(__SANITIZE_ADDRESS__)
-  using DlopenFn = void* (*)(const char*, int);
-  static DlopenFn libc_dlopen = [] {
-    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
-    return libc == nullptr ? nullptr : reinterpret_cast<DlopenFn>(dlsym(libc, "dlopen"));
-  }();
-  if (libc_dlopen == nullptr) return dlopen(path, flags);
-  void* library = libc_dlopen(path, flags);
-  if (library != nullptr) {
-    if (void* again = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD)) dlclose(again);
-  }
-  return library;
-#else
-  return dlopen(path, flags);
-#endif
-}
-
-std::shared_ptr<Tokenizer::Shim> load_shim_once() {
-  static std::mutex mutex;
-  static std::shared_ptr<Tokenizer::Shim> shim;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (shim) return shim;
-  std::string tried;
-  void* library = nullptr;
-  for (const auto& candidate : shim_candidates()) {
-    if (!fs::exists(candidate)) continue;
-    library = dlopen_deepbind(candidate.c_str());
-    if (library != nullptr) break;
-    tried += std::string(" ") + dlerror();
-  }
-  if (library == nullptr) throw std::runtime_error("cannot load the SentencePiece shim library" + tried);
-  auto s = std::make_shared<Tokenizer::Shim>();
-  s->library = library;
-  resolve(library, "peftlab_spm_load", s->load);
-  resolve(library, "peftlab_spm_free", s->free);
-  resolve(library, "peftlab_spm_vocab_size", s->vocab_size);
-  resolve(library, "peftlab_spm_bos_id", s->bos_id);
-  resolve(library, "peftlab_spm_eos_id", s->eos_id);
-  resolve(library, "peftlab_spm_pad_id", s->pad_id);
-  resolve(library, "peftlab_spm_encode", s->encode);
-  resolve(library, "peftlab_spm_decode", s->decode);
-  resolve(library, "peftlab_spm_id_to_piece", s->id_to_piece);
-  shim = s;
-  return shim;
-}
-
-}  // namespace
-
-Tokenizer::Tokenizer(const fs::path& model_file) : path_(model_file) {
-  if (!fs::exists(model_file)) throw InputError(model_file.string(), "no such file");
-  if (fs::is_directory(model_file)) throw InputError(model_file.string(), "is a directory, not a SentencePiece .model file");
-  shim_ = load_shim_once();
-  char err[512] = {0};
-  handle_ = shim_->load(model_file.c_str(), err, sizeof(err));
-  if (handle_ == nullptr) throw InputError(model_file.string(), std::string("not a SentencePiece model: ") + err);
-  vocab_size_ = shim_->vocab_size(handle_);
-  bos_id_ = shim_->bos_id(handle_);
-  eos_id_ = shim_->eos_id(handle_);
-  pad_id_ = shim_->pad_id(handle_);
-  checksum_ = sha256_file(model_file);
-}
-
-Tokenizer::~Tokenizer() {
-  if (handle_ != nullptr) shim_->free(handle_);
-}
-
 std::vector<int> Tokenizer::encode(const std::string& text, bool add_bos, bool add_eos) const {
-  std::vector<int> ids(text.size() + 16);
-  int n = shim_->encode(handle_, text.data(), text.size(), ids.data(), static_cast<int>(ids.size()));
-  if (n < 0) throw std::runtime_error("SentencePiece failed to encode text");
-  if (n > static_cast<int>(ids.size())) {
-    ids.resize(n);
-    shim_->encode(handle_, text.data(), text.size(), ids.data(), n);
-  }
-  ids.resize(n);
+  std::vector<int> ids = encode_text(is_valid_utf8(text) ? text : to_valid_utf8(text));
   if (add_bos && bos_id_ >= 0) ids.insert(ids.begin(), bos_id_);
   if (add_eos && eos_id_ >= 0) ids.push_back(eos_id_);
   return ids;
 }
 
-std::string Tokenizer::decode(const std::vector<int>& ids) const {
-  std::string text(ids.size() * 8 + 16, '\0');
-  long n = shim_->decode(handle_, ids.data(), static_cast<int>(ids.size()), text.data(), text.size());
-  if (n < 0) throw std::runtime_error("SentencePiece failed to decode ids");
-  if (n > static_cast<long>(text.size())) {
-    text.resize(n);
-    shim_->decode(handle_, ids.data(), static_cast<int>(ids.size()), text.data(), text.size());
+namespace {
+
+Encoding apply_template(const std::vector<SpecialTokenTemplate::Item>& items, const std::vector<int>* texts[2]) {
+  Encoding out;
+  for (const auto& item : items) {
+    if (!item.special_ids.empty()) {
+      out.ids.insert(out.ids.end(), item.special_ids.begin(), item.special_ids.end());
+      out.type_ids.insert(out.type_ids.end(), item.special_ids.size(), item.type_id);
+    } else {
+      const std::vector<int>& ids = *texts[item.sequence];
+      out.ids.insert(out.ids.end(), ids.begin(), ids.end());
+      out.type_ids.insert(out.type_ids.end(), ids.size(), item.type_id);
+    }
   }
-  text.resize(n);
-  return text;
+  return out;
 }
 
-std::string Tokenizer::piece(int id) const {
-  char buffer[256];
-  long n = shim_->id_to_piece(handle_, id, buffer, sizeof(buffer));
-  if (n < 0) throw std::out_of_range("token id out of range");
-  return std::string(buffer, static_cast<size_t>(std::min<long>(n, sizeof(buffer))));
+}  // namespace
+
+Encoding Tokenizer::encode_with_specials(const std::string& text) const {
+  std::vector<int> ids = encode(text);
+  const std::vector<int>* texts[2] = {&ids, &ids};
+  return apply_template(template_.single, texts);
+}
+
+Encoding Tokenizer::encode_pair(const std::string& first, const std::string& second) const {
+  std::vector<int> a = encode(first), b = encode(second);
+  const std::vector<int>* texts[2] = {&a, &b};
+  return apply_template(template_.pair, texts);
+}
+
+void Tokenizer::set_template_from_bos_eos() {
+  template_ = SpecialTokenTemplate{};
+  for (int sequence = 0; sequence < 2; ++sequence) {
+    std::vector<SpecialTokenTemplate::Item> part;
+    if (adds_bos_ && bos_id_ >= 0) part.push_back({{bos_id_}, 0, sequence});
+    part.push_back({{}, sequence, sequence});
+    if (adds_eos_ && eos_id_ >= 0) part.push_back({{eos_id_}, 0, sequence});
+    if (sequence == 0) template_.single = part;
+    template_.pair.insert(template_.pair.end(), part.begin(), part.end());
+  }
+}
+
+fs::path find_tokenizer_file(const fs::path& folder) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model"})
+    if (fs::is_regular_file(folder / name)) return folder / name;
+  if (fs::is_regular_file(folder / "vocab.json") && fs::is_regular_file(folder / "merges.txt"))
+    return folder / "vocab.json";
+  if (fs::is_regular_file(folder / "vocab.txt")) return folder / "vocab.txt";
+  return {};
+}
+
+namespace {
+
+// The first bytes of a file, to tell formats apart by content.
+std::string file_head(const fs::path& file, size_t n) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(file.string(), "cannot open");
+  std::string head(n, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(n));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head;
+}
+
+}  // namespace
+
+std::shared_ptr<Tokenizer> load_tokenizer(const fs::path& file_or_folder) {
+  if (!fs::exists(file_or_folder)) throw InputError(file_or_folder.string(), "no such file or folder");
+  fs::path file = file_or_folder;
+  if (fs::is_directory(file_or_folder)) {
+    file = find_tokenizer_file(file_or_folder);
+    if (file.empty())
+      throw InputError(file_or_folder.string(),
+                       "no tokenizer in this folder (looked for tokenizer.json, tokenizer.model, "
+                       "vocab.json with merges.txt, vocab.txt)");
+  }
+  std::optional<TokenizerConfig> config;
+  const fs::path config_file = file.parent_path() / "tokenizer_config.json";
+  if (fs::is_regular_file(config_file)) config = read_tokenizer_config(config_file);
+  const TokenizerConfig* cfg = config ? &*config : nullptr;
+
+  const std::string name = file.filename().string();
+  const std::string head = file_head(file, 4096);
+  const size_t first = head.find_first_not_of(" \t\r\n");
+  const bool json_object = first != std::string::npos && head[first] == '{';
+  if (name == "merges.txt") return load_vocab_merges(file.parent_path() / "vocab.json", file, cfg);
+  if (json_object) {
+    if (name == "vocab.json") return load_vocab_merges(file, file.parent_path() / "merges.txt", cfg);
+    return load_hf_tokenizer_json(file, cfg);
+  }
+  if (file.extension() == ".txt") return load_bert_vocab(file, cfg);
+  if (looks_like_tiktoken(head)) return load_tiktoken(file, cfg);
+  return std::make_shared<SentencePieceTokenizer>(file, cfg);
 }
 
 }  // namespace peftlab

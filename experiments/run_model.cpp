@@ -30,7 +30,7 @@ Backbone build_backbone(const RunSpec& run, std::shared_ptr<Tokenizer>& tokenize
     return loaded.model;
   }
   if (spec.tokenizer.empty()) throw InputError(run.id, "model.init needs model.tokenizer");
-  tokenizer = std::make_shared<Tokenizer>(spec.tokenizer);
+  tokenizer = load_tokenizer(spec.tokenizer);
   BackboneConfigPtr config = model_spec_config(spec);
   check_tokenizer_matches(*tokenizer, *config);
   torch::manual_seed(stream_seed(run.seed, "backbone"));

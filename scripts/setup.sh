@@ -9,6 +9,8 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp          # without OpenBLAS, libtorch falls back to the reference BLAS (~30x slower)
   libsentencepiece-dev libyaml-cpp-dev libhdf5-dev libfmt-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libssl-dev libgtest-dev
+  libpcre2-dev libicu-dev                  # tokenizers: Unicode regexes, normalization forms, character categories
+  python3-regex                            # tests/reference/: the tokenizer oracles' \p{L} regexes
   libgloo-dev                              # headers for torch c10d ProcessGroupGloo (data-parallel runs)
   python3 python3-matplotlib python3-h5py python3-numpy   # analysis: tables and figures from run files
   python3-torch                                            # bench/reference_step.py: the PEFT-style step `peftlab bench` compares with

@@ -26,7 +26,7 @@ std::function<int()> setup_convert(CLI::App& cmd) {
   return [args] {
     std::filesystem::path tokenizer = args->tokenizer.empty() ? default_tokenizer_path(args->input) : std::filesystem::path(args->tokenizer);
     Backbone model = args->format == "hf" ? load_hf_model(args->input) : load_llama2c(args->input);
-    if (!tokenizer.empty()) check_tokenizer_matches(Tokenizer(tokenizer), model->config());
+    if (!tokenizer.empty()) check_tokenizer_matches(*load_tokenizer(tokenizer), model->config());
     else spdlog::warn("no tokenizer given or found beside {}; the folder will have none", args->input);
     write_hf_folder(*model, args->out, tokenizer);
     spdlog::info("wrote {} (config.json, model.safetensors{})", args->out, tokenizer.empty() ? "" : ", tokenizer.model");

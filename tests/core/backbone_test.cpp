@@ -14,6 +14,7 @@
 #include "core/errors.h"
 #include "core/hf_checkpoint.h"
 #include "core/model_io.h"
+#include "core/sentencepiece_tokenizer.h"
 #include "methods/adaptation.h"
 #include "methods/peft_format.h"
 #include "methods/plan.h"
@@ -277,7 +278,7 @@ TEST(PeftExport, SequenceClassificationKeysUseTheFamilyPrefix) {
 }
 
 TEST(TokenizerMatch, AModelVocabularyLargerThanTheTokenizerIsFine) {
-  Tokenizer tokenizer(testing::stories260k_tokenizer());  // 512 pieces
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());  // 512 pieces
   EXPECT_NO_THROW(check_tokenizer_matches(tokenizer, *small({{"vocab_size", 600}})));
   EXPECT_THROW(check_tokenizer_matches(tokenizer, *small({{"vocab_size", 500}})), InputError);
 }

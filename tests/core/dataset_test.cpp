@@ -9,6 +9,7 @@
 #include <numeric>
 #include <set>
 
+#include "core/sentencepiece_tokenizer.h"
 #include "core/tokenizer.h"
 #include "tasks/task.h"
 #include "tests/test_support.h"
@@ -95,7 +96,7 @@ TEST(TokenCache, KeyChangesWithEveryPart) {
 // End to end through a task: a changed data file is tokenised again, with its new content.
 TEST(TokenCache, ChangedDataFileInvalidatesTaskCache) {
   TempDir dir;
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   write_file(dir / "train.tsv", "text\tlabel\nOnce upon a time\tyes\nThe dog ran\tno\n");
   std::string yaml = "{name: custom, format: tsv, train: " + (dir / "train.tsv").string() +
                      ", text_fields: [text], label_field: label, labels: [no, yes]}";
@@ -229,7 +230,7 @@ namespace {
 // The whole SST-2 train split through the cache: tokenised once (67,349 rows), then read back.
 TEST(TokenCacheSlow, FullSst2Train) {
   TempDir dir;
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   auto task = make_task_from_yaml("{name: sst2}");
   bool hit = true;
   auto start = std::chrono::steady_clock::now();

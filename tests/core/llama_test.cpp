@@ -4,6 +4,7 @@
 
 #include "core/errors.h"
 #include "core/families/llama.h"
+#include "core/sentencepiece_tokenizer.h"
 #include "core/generate.h"
 #include "core/llama2c.h"
 #include "core/model_io.h"
@@ -51,7 +52,7 @@ TEST(Llama2c, ParameterCountMatchesFileSize) {
 }
 
 TEST(Llama2c, GreedyDecodingReproducesPublishedText) {
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   Backbone model = load_llama2c(testing::stories260k_bin());
   model->eval();
   std::string text = greedy_story(*model, tokenizer, 60);

@@ -3,19 +3,20 @@
 #include <gtest/gtest.h>
 
 #include "core/errors.h"
+#include "core/sentencepiece_tokenizer.h"
 #include "tests/test_support.h"
 
 namespace peftlab {
 
 TEST(Tokenizer, LoadsStories260kVocabulary) {
-  Tokenizer tok(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tok(testing::stories260k_tokenizer());
   EXPECT_EQ(tok.vocab_size(), 512);
   EXPECT_EQ(tok.bos_id(), 1);
   EXPECT_EQ(tok.eos_id(), 2);
 }
 
 TEST(Tokenizer, RoundTripsText) {
-  Tokenizer tok(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tok(testing::stories260k_tokenizer());
   const std::string text = "Once upon a time, there was a little girl named Lily.";
   auto ids = tok.encode(text, /*add_bos=*/true);
   ASSERT_GT(ids.size(), 3u);
@@ -24,14 +25,14 @@ TEST(Tokenizer, RoundTripsText) {
 }
 
 TEST(Tokenizer, MissingFileIsInputError) {
-  EXPECT_THROW(Tokenizer("/nonexistent/tok.model"), InputError);
+  EXPECT_THROW(load_tokenizer("/nonexistent/tok.model"), InputError);
 }
 
 TEST(Tokenizer, GarbageFileIsInputError) {
   testing::TempDir dir;
   testing::write_file(dir / "bad.model", "this is not a protobuf");
   try {
-    Tokenizer tok(dir / "bad.model");
+    load_tokenizer(dir / "bad.model");
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.model"), std::string::npos);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/errors.h"
+#include "core/sentencepiece_tokenizer.h"
 #include "core/tokenizer.h"
 #include "tests/test_support.h"
 
@@ -101,7 +102,7 @@ TEST(CommonsenseAnswers, PredictionsAndScore) {
 }
 
 TEST(CommonsenseTokens, ResponseOnlyLossAndEos) {
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   CommonsenseRecord r{"Is the sky blue?\n\nAnswer format: true/false", "", "the correct answer is true", "true"};
   TokenizedExample all = tokenize_train_record(r, tokenizer, 256, /*train_on_inputs=*/true);
   TokenizedExample response = tokenize_train_record(r, tokenizer, 256, /*train_on_inputs=*/false);
@@ -124,7 +125,7 @@ TEST(CommonsenseTokens, ResponseOnlyLossAndEos) {
 }
 
 TEST(CommonsenseTokens, EvalPromptsAndCandidates) {
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   auto task = make_task_from_yaml("{name: commonsense, eval_sets: [ARC-Easy], max_eval_examples: 3}");
   auto& cs = dynamic_cast<CommonsenseTask&>(*task);
   auto examples = task->load("ARC-Easy");

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "core/errors.h"
+#include "core/sentencepiece_tokenizer.h"
 #include "core/tokenizer.h"
 #include "tasks/task.h"
 #include "tests/test_support.h"
@@ -31,7 +32,7 @@ TEST(CustomTask, CsvClassificationFromYamlAlone) {
   EXPECT_EQ(task->eval_splits(), (std::vector<std::string>{"dev"}));
   EXPECT_EQ(task->load("test")[0].label, -1);
   EXPECT_EQ(task->headline_metric(), "accuracy");
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   auto tokens = task->tokenize("train", train, tokenizer);
   EXPECT_EQ(tokens[1].class_label, 0);
   std::vector<TokenizedExample> scored(2);

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/errors.h"
+#include "core/sentencepiece_tokenizer.h"
 #include "core/tokenizer.h"
 #include "tasks/classification.h"
 #include "tests/test_support.h"
@@ -223,7 +224,7 @@ TEST(Classification, LongestFirstTruncationKeepsTheShortSegment) {
 }
 
 TEST(Classification, TokenizesRealExamplesWithBosAndLimit) {
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   auto rte = make_task_from_yaml("{name: rte, max_seq_len: 64, max_eval_examples: 5}");
   auto examples = rte->load("dev");
   auto tokens = rte->tokenize("dev", examples, tokenizer);

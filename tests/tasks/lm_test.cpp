@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/sentencepiece_tokenizer.h"
 #include "core/text_tables.h"
 #include "tasks/task.h"
 #include "tests/test_support.h"
@@ -20,7 +21,7 @@ TEST(LanguageModelTask, BlocksPredictEveryTokenOnceAndCountBytes) {
   const std::string train = "Once upon a time, there was a little girl.\nShe liked caf\xC3\xA9s and \xE2\x82\xAC coins.\n";
   write_file(dir / "train.txt", train);
   write_file(dir / "eval.txt", "The end.\n");
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   auto task = make_task_from_yaml("{name: lm, block_size: 8, train_file: " + (dir / "train.txt").string() +
                                   ", eval_file: " + (dir / "eval.txt").string() + "}");
   EXPECT_EQ(task->kind(), TaskKind::CausalLM);
@@ -67,7 +68,7 @@ TEST(LanguageModelTask, HeldOutTailOfTinyShakespeare) {
 }
 
 TEST(LanguageModelTask, TokenBytes) {
-  Tokenizer tokenizer(testing::stories260k_tokenizer());
+  SentencePieceTokenizer tokenizer(testing::stories260k_tokenizer());
   EXPECT_EQ(token_byte_count(tokenizer, tokenizer.bos_id()), 0);
   std::vector<int> ids = tokenizer.encode("hello world");
   int64_t bytes = 0;
