@@ -534,6 +534,10 @@ class Loader {
       chain.push_back(canonical.filename().string());
       sources_->fail(item, fmt::format("include cycle: {}", fmt::join(chain, " -> ")));
     }
+    if (fs::is_directory(path))
+      sources_->fail(item, fmt::format("included file '{}' is a folder, not a file", path.string()));
+    if (fs::exists(path) && !fs::is_regular_file(path))
+      sources_->fail(item, fmt::format("included file '{}' is not a regular file", path.string()));
     if (!fs::is_regular_file(path))
       sources_->fail(item, fmt::format("included file '{}' does not exist", path.string()));
     return load_file(path, path.string());
