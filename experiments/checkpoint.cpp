@@ -176,7 +176,8 @@ void require_finished_run(const fs::path& run_dir) {
     YAML::Node parsed = YAML::Load(spec);
     if (!parsed.IsMap()) throw InputError(run_file.string(), "the recorded spec is not a YAML mapping");
   } catch (const YAML::Exception& e) {
-    throw InputError(run_file.string(), fmt::format("the recorded spec is not valid YAML: {}", e.what()));
+    throw InputError(run_file.string(), fmt::format("the recorded spec is not valid YAML (its line {}: {})",
+                                                    e.mark.is_null() ? 0 : e.mark.line + 1, e.msg));
   }
   if (!fs::exists(adapter)) throw InputError(adapter.string(), "missing: the run completed but its weights are gone");
   const std::string found = file_identity(adapter);

@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "core/data_root.h"
+#include "core/errors.h"
 #include "core/recorder.h"
 #include "experiments/checkpoint.h"
 #include "tests/test_support.h"
