@@ -7,6 +7,7 @@ Errors in the input print one line `error: <file>: <what>` and exit with status 
 import argparse
 import base64
 import csv
+import hashlib
 import io
 import json
 import math
@@ -48,11 +49,43 @@ def _text(value):
     return str(value)
 
 
+RUN_FILE_HEADER_BYTES = 512
+RUN_FILE_MAGIC = b"peftlab run file\n"
+
+
+def run_file_header(data):
+    """The header peftlab writes before a run file's HDF5 bytes (core/recorder.cpp): SHA-256 and length."""
+    header = RUN_FILE_MAGIC + b"sha256 " + hashlib.sha256(data).hexdigest().encode() + b"\n" + \
+        b"bytes " + str(len(data)).encode() + b"\n"
+    return header.ljust(RUN_FILE_HEADER_BYTES, b"\0")
+
+
+def verify_run_file(path):
+    """Checks the header's checksum before HDF5 parses anything: HDF5 can loop for ever on damaged bytes."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise InputError(path, f"cannot open the run file: {e.strerror}")
+    if not data.startswith(RUN_FILE_MAGIC):
+        if data.startswith(b"\x89HDF\r\n\x1a\n"):
+            raise InputError(path, "unreadable run file: no checksummed header (written by an older peftlab?); "
+                                   "run it again to rewrite it")
+        raise InputError(path, "unreadable run file: it starts with neither a peftlab run-file header nor HDF5's "
+                               "signature")
+    if len(data) < RUN_FILE_HEADER_BYTES:
+        raise InputError(path, f"damaged run file: {len(data)} bytes, shorter than its "
+                               f"{RUN_FILE_HEADER_BYTES}-byte header")
+    if data[:RUN_FILE_HEADER_BYTES] != run_file_header(data[RUN_FILE_HEADER_BYTES:]):
+        raise InputError(path, "damaged run file: its contents do not match the checksum in its header")
+
+
 class Run:
     """One run file, read completely (run files are small)."""
 
     def __init__(self, path):
         self.path = path
+        verify_run_file(path)
         try:
             with h5py.File(path, "r") as f:
                 self.attrs = {k: (_text(v) if isinstance(v, (bytes, str)) else v) for k, v in f.attrs.items()}
@@ -85,11 +118,24 @@ class Run:
     def _children(f, group):
         return sorted(f[group].keys()) if group in f else []
 
-    @staticmethod
-    def _group_arrays(f, group):
+    def _group_arrays(self, f, group):
+        """The group's datasets. Training and evaluation rows are 1-D (one value per logged step); the
+        decomposition group's magnitude matrices (m_row, m_col) are 2-D."""
         if group not in f:
             return {}
-        return {name: np.asarray(ds[()]) for name, ds in f[group].items() if isinstance(ds, h5py.Dataset)}
+        out = {}
+        for name, ds in f[group].items():
+            if not isinstance(ds, h5py.Dataset):
+                continue
+            array = np.asarray(ds[()])
+            matrix = group.startswith("decomposition/") and name in ("m_row", "m_col")
+            if array.ndim != (2 if matrix else 1):
+                raise InputError(self.path, f"{group}/{name}: expected a {2 if matrix else 1}-D dataset, "
+                                            f"got shape {tuple(array.shape)}")
+            if not matrix and not np.issubdtype(array.dtype, np.number):
+                raise InputError(self.path, f"{group}/{name}: expected numbers, got {array.dtype}")
+            out[name] = array
+        return out
 
     def pick_split(self, splits, preferred=None):
         """The split a headline number comes from: asked for, named by the run, else dev/validation/test."""
@@ -135,6 +181,7 @@ def find_run_files(paths):
 def read_run(path, attempts=5):
     """A run still being written may be met mid-flush: retry briefly before calling the file unreadable."""
     import time
+    verify_run_file(path)  # damage is final: no retry
     for attempt in range(attempts):
         try:
             return Run(path)

@@ -6,13 +6,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "core/atomic_file.h"
+#include "core/checksum.h"
 #include "core/errors.h"
 
 namespace peftlab {
@@ -31,6 +35,19 @@ std::string to_string(RunStatus status) {
 }
 
 namespace {
+
+// The run file's first kHeaderBytes (an HDF5 user block, which HDF5 skips): a text header that holds the
+// SHA-256 and length of the HDF5 bytes that follow. Readers check it before HDF5 parses anything, because
+// HDF5 1.10 can loop for ever (or crash) on damaged metadata.
+constexpr size_t kHeaderBytes = 512;
+constexpr const char* kHeaderMagic = "peftlab run file\n";
+
+std::string run_file_header(const char* data, size_t size) {
+  std::string header = std::string(kHeaderMagic) + "sha256 " + sha256_bytes(std::string(data, size)) + "\n" +
+                       "bytes " + std::to_string(size) + "\n";
+  header.resize(kHeaderBytes, '\0');
+  return header;
+}
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr hsize_t kChunkRows = 256;
@@ -291,6 +308,7 @@ void RunRecorder::publish() {
     return bytes;
   });
   AtomicFileWriter out(path_);  // a full disk: InputError naming run.h5, which keeps its last whole state
+  out.write(run_file_header(image.data(), image.size()));
   out.write(image.data(), image.size());
   out.commit(/*durable=*/false);  // the rename guards against crashes; an fsync per row would cost too much
   dirty_ = false;
@@ -308,8 +326,9 @@ RunRecorder RunRecorder::create(const std::string& path, const RunProvenance& p,
   }
   if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
   return with_hdf5_errors(path, "create the run file", [&] {
-    auto file = std::make_unique<H5::H5File>(path + ".work", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT,
-                                             in_memory_access());
+    H5::FileCreatPropList creation;
+    creation.setUserblock(kHeaderBytes);  // room for the checksummed header (publish)
+    auto file = std::make_unique<H5::H5File>(path + ".work", H5F_ACC_TRUNC, creation, in_memory_access());
     RunRecorder recorder(path, std::move(file));
     H5::Group root = recorder.file_->openGroup("/");
     const std::vector<std::pair<std::string, AttributeValue>> attributes = {
@@ -496,12 +515,7 @@ auto reading(const std::string& path, F&& body) {
 RunFileReader::RunFileReader(const std::string& path) : path_(path) {
   silence_hdf5_once();
   if (!fs::is_regular_file(path)) throw InputError(path, "no such run file");
-  bool is_hdf5 = false;
-  try {
-    is_hdf5 = H5::H5File::isHdf5(path);
-  } catch (const H5::Exception&) {
-  }
-  if (!is_hdf5) throw InputError(path, "not an HDF5 file");
+  verify_run_file(path);
   // A writer may be in the middle of a flush; a few short retries get past it.
   constexpr int kAttempts = 20;
   for (int attempt = 1;; ++attempt) {
@@ -631,6 +645,30 @@ std::map<std::string, double> RunFileReader::final_metrics(const std::string& sp
     }
     return metrics;
   });
+}
+
+void verify_run_file(const std::string& path) {
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw InputError(path, "cannot open the run file");
+    std::ostringstream all;
+    all << in.rdbuf();
+    bytes = all.str();
+  }
+  if (bytes.compare(0, std::strlen(kHeaderMagic), kHeaderMagic) != 0) {
+    const bool hdf5 = bytes.compare(0, 8, "\x89HDF\r\n\x1a\n") == 0;
+    throw InputError(path, hdf5 ? "unreadable run file: no checksummed header (written by an older peftlab?); run it "
+                                  "again to rewrite it"
+                                : "unreadable run file: it starts with neither a peftlab run-file header nor HDF5's "
+                                  "signature");
+  }
+  if (bytes.size() < kHeaderBytes)
+    throw InputError(path, fmt::format("damaged run file: {} bytes, shorter than its {}-byte header", bytes.size(),
+                                       kHeaderBytes));
+  const std::string expected = run_file_header(bytes.data() + kHeaderBytes, bytes.size() - kHeaderBytes);
+  if (bytes.compare(0, kHeaderBytes, expected) != 0)
+    throw InputError(path, "damaged run file: its contents do not match the checksum in its header");
 }
 
 std::optional<std::string> run_file_status(const std::string& path) {

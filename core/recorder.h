@@ -109,8 +109,9 @@ class RunRecorder {
   bool hold_ = false, dirty_ = false;
 };
 
-// Read access to a run file (tests, `run` skipping finished runs). Opening retries briefly so that a
-// reader racing the writer's flush still gets in. Any failure is an InputError naming the file.
+// Read access to a run file (tests, `run` skipping finished runs). The file is verified first
+// (verify_run_file). Opening retries briefly so that a reader racing the writer's flush still gets in. Any
+// failure is an InputError naming the file.
 class RunFileReader {
  public:
   explicit RunFileReader(const std::string& path);
@@ -139,6 +140,11 @@ class RunFileReader {
   std::string path_;
   std::unique_ptr<H5::H5File> file_;
 };
+
+// Checks the run file's header (its first 512 bytes: "peftlab run file", then the SHA-256 and length of
+// the HDF5 bytes that follow) against the rest of the file, before HDF5 parses any of it: a damaged file is an
+// InputError within the time it takes to hash it, never a hang inside HDF5. RunFileReader calls it first.
+void verify_run_file(const std::string& path);
 
 // The status of the run file at `path`, or nullopt when there is none. Bad files throw InputError.
 std::optional<std::string> run_file_status(const std::string& path);

@@ -9,8 +9,18 @@ namespace peftlab {
 // threads <= 0 means all cores.
 void set_threads(int threads);
 int hardware_threads();
+// The most intra-op threads peftlab starts: kThreadsPerCore per hardware thread. More only oversubscribe
+// the cores (each LibTorch/OpenMP thread spins while it waits), and a huge count starts thousands of threads.
+inline constexpr int kThreadsPerCore = 4;
+int max_threads();
+// InputError naming `option` unless 0 <= threads <= max_threads().
+void check_threads(int64_t threads, const std::string& option);
 
 // "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
 torch::Device parse_device(const std::string& name);
+// The device peftlab computes on for `name` (`option`: the flag or spec key that gave it, for the message):
+// the CPU for "cpu" and "auto". peftlab trains on the CPU only, so any other device is an InputError rather
+// than a run that silently uses the CPU.
+torch::Device compute_device(const std::string& name, const std::string& option);
 
 }  // namespace peftlab

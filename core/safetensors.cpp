@@ -308,6 +308,19 @@ void SafetensorsFile::check_overlaps() const {
                   furthest->second->begin, furthest->second->end, quote_name(*r.first), r.second->begin, r.second->end);
     if (furthest == nullptr || r.second->end > furthest->second->end) furthest = &r;
   }
+  // The data buffer is the tensors back to back: a hole or bytes after the last tensor are refused, as the
+  // reference reader refuses them (bytes no tensor owns are damage, or data hidden from the header).
+  std::uint64_t end = 0;
+  for (const auto& r : ranges) {
+    if (r.second->begin != end)
+      input_error(path_.string(), "tensor {} starts at byte {} of the data, but the tensors before it end at byte {}: "
+                  "a hole of {} bytes (the format requires contiguous data)",
+                  quote_name(*r.first), r.second->begin, end, r.second->begin - end);
+    end = r.second->end;
+  }
+  if (end != data_size_)
+    input_error(path_.string(), "{} bytes of data follow the last tensor, which ends at byte {} (the format requires "
+                "the tensors to fill the data)", data_size_ - end, end);
 }
 
 std::vector<std::string> SafetensorsFile::names() const {

@@ -13,7 +13,17 @@ namespace peftlab {
 
 namespace fs = std::filesystem;
 
+void require_regular_file(const fs::path& path) {
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (ec || !fs::exists(status)) input_error(path.string(), "no such file");
+  if (fs::is_directory(status)) input_error(path.string(), "is a folder, not a file");
+  if (!fs::is_regular_file(status))
+    input_error(path.string(), "not a regular file (a FIFO, socket or device cannot be read as data)");
+}
+
 std::string read_text_file(const fs::path& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) input_error(path.string(), "cannot open file");
   std::ostringstream ss;
@@ -125,9 +135,46 @@ std::vector<RawRow> split_csv(const std::string& bytes, const std::string& file)
 
 bool blank(const RawRow& row) { return row.cells.size() == 1 && row.cells[0].empty(); }
 
+// Offset of the first byte of `text` that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or npos.
+size_t invalid_utf8_at(const std::string& text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned c = s[i];
+    size_t length = 0;
+    unsigned low = 0x80, high = 0xBF;  // the range of the second byte
+    if (c < 0x80) length = 1;
+    else if (c >= 0xC2 && c <= 0xDF) length = 2;
+    else if (c >= 0xE0 && c <= 0xEF) length = 3, low = c == 0xE0 ? 0xA0 : 0x80, high = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) length = 4, low = c == 0xF0 ? 0x90 : 0x80, high = c == 0xF4 ? 0x8F : 0xBF;
+    else return i;
+    if (i + length > n) return i;
+    for (size_t k = 1; k < length; ++k) {
+      const unsigned b = s[i + k];
+      if (k == 1 ? (b < low || b > high) : (b < 0x80 || b > 0xBF)) return i;
+    }
+    i += length;
+  }
+  return std::string::npos;
+}
+
+// Text cells must be UTF-8 (the JSON readers refuse anything else too): the tokenizer would otherwise see
+// bytes it cannot map to the text the user meant.
+void check_utf8(const RawRow& row, const std::string& file) {
+  for (size_t c = 0; c < row.cells.size(); ++c) {
+    const size_t at = invalid_utf8_at(row.cells[c]);
+    if (at != std::string::npos)
+      throw InputError(file, fmt::format("invalid UTF-8 in column {} (byte 0x{:02X} at offset {} of the field)", c + 1,
+                                         static_cast<unsigned char>(row.cells[c][at]), at),
+                       row.line);
+  }
+}
+
 TextTable assemble(std::vector<RawRow> raw, const std::string& file, bool has_header, size_t expected_columns) {
   while (!raw.empty() && blank(raw.back())) raw.pop_back();  // trailing blank lines
   if (raw.empty()) input_error(file, "empty file: no rows");
+  for (const auto& row : raw) check_utf8(row, file);
   TextTable table;
   table.file = file;
   size_t first = 0;
@@ -226,6 +273,25 @@ size_t offset_outside_strings(const std::string& bytes, const std::string& token
 }
 
 }  // namespace
+
+TextTable read_header(const fs::path& path, const std::string& format) {
+  require_regular_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) input_error(path.string(), "cannot open file");
+  std::string line;
+  std::getline(in, line);  // a header longer than a line of the file is not a header
+  TextTable table;
+  table.file = path.string();
+  line = without_bom(line);
+  strip_cr(line);
+  if (line.empty()) return table;
+  try {
+    auto rows = format == "csv" ? split_csv(line + "\n", path.string()) : split_tsv(line + "\n");
+    if (!rows.empty()) table.header = rows.front().cells;
+  } catch (const InputError&) {  // a quoted header cell spanning lines: left to the full read
+  }
+  return table;
+}
 
 size_t TextTable::column(const std::string& name) const {
   for (size_t i = 0; i < header.size(); ++i)

@@ -55,4 +55,12 @@ JsonRecords read_jsonl(const std::filesystem::path& path);
 // The whole file as bytes; InputError when it cannot be read. (Shared by the readers above.)
 std::string read_text_file(const std::filesystem::path& path);
 
+// Just the header row of a delimited file ("tsv" or "csv"), for checks before a run reads the whole file:
+// a table with no rows and an empty header when the first line is empty or cannot be split alone.
+TextTable read_header(const std::filesystem::path& path, const std::string& format);
+
+// InputError unless `path` is a regular file: a folder reads as empty and a FIFO blocks its reader (and with
+// it the handling of SIGINT/SIGTERM), so data files are checked before they are opened or hashed.
+void require_regular_file(const std::filesystem::path& path);
+
 }  // namespace peftlab

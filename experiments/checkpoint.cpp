@@ -5,12 +5,18 @@
 #include <mutex>
 #include <sstream>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/atomic_file.h"
+#include "core/checksum.h"
 #include "core/errors.h"
+#include "core/recorder.h"
 
 namespace peftlab {
 
 namespace fs = std::filesystem;
+
+std::string run_identity(const std::string& resolved_spec) { return sha256_bytes(resolved_spec); }
 
 std::map<std::string, torch::Tensor> trainable_parameters(torch::nn::Module& model) {
   std::map<std::string, torch::Tensor> out;
@@ -35,7 +41,8 @@ void write_atomically(const fs::path& file, Write write) {
   out.commit();
 }
 
-void write_weights(torch::serialize::OutputArchive& archive, torch::nn::Module& model) {
+void write_weights(torch::serialize::OutputArchive& archive, torch::nn::Module& model, const std::string& identity) {
+  archive.write("identity", c10::IValue(identity));
   for (const auto& [name, tensor] : trainable_parameters(model)) archive.write("weights/" + name, tensor.detach());
 }
 
@@ -55,6 +62,7 @@ torch::Tensor scalar(double v) { return torch::tensor(v, torch::kFloat64); }
 
 torch::serialize::InputArchive open_archive(const fs::path& file) {
   if (!fs::exists(file)) throw InputError(file.string(), "no such checkpoint");
+  if (!fs::is_regular_file(file)) throw InputError(file.string(), "not a file");
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());
@@ -64,12 +72,32 @@ torch::serialize::InputArchive open_archive(const fs::path& file) {
   return archive;
 }
 
+std::string archive_identity(torch::serialize::InputArchive& archive) {
+  c10::IValue value;
+  try {
+    if (archive.try_read("identity", value) && value.isString()) return value.toStringRef();
+  } catch (const c10::Error&) {
+  }
+  return "";
+}
+
+// Refuses a file of another run before anything is read from it.
+void check_identity(torch::serialize::InputArchive& archive, const fs::path& file, const std::string& expected) {
+  if (expected.empty()) return;
+  const std::string found = archive_identity(archive);
+  if (found.empty())
+    throw InputError(file.string(), "records no run identity (written by an older peftlab); start the run afresh");
+  if (found != expected)
+    throw InputError(file.string(), "belongs to another run (its spec differs from this run's); start afresh "
+                                    "without --resume, or resume with the spec it was written with");
+}
+
 }  // namespace
 
 void save_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
-                     const TrainingState& state) {
+                     const TrainingState& state, const std::string& identity) {
   write_atomically(file, [&](torch::serialize::OutputArchive& archive) {
-    write_weights(archive, model);
+    write_weights(archive, model, identity);
     torch::serialize::OutputArchive optimizer_archive;
     optimizer.save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
@@ -86,9 +114,11 @@ void save_checkpoint(const fs::path& file, torch::nn::Module& model, torch::opti
   });
 }
 
-TrainingState load_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
+TrainingState load_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                              const std::string& identity) {
   const std::string source = file.string();
   auto archive = open_archive(file);
+  check_identity(archive, file, identity);
   try {
     read_weights(archive, model, source);
     torch::serialize::InputArchive optimizer_archive;
@@ -115,13 +145,45 @@ TrainingState load_checkpoint(const fs::path& file, torch::nn::Module& model, to
   }
 }
 
-void save_weights(const fs::path& file, torch::nn::Module& model) {
-  write_atomically(file, [&](torch::serialize::OutputArchive& archive) { write_weights(archive, model); });
+void save_weights(const fs::path& file, torch::nn::Module& model, const std::string& identity) {
+  write_atomically(file, [&](torch::serialize::OutputArchive& archive) { write_weights(archive, model, identity); });
 }
 
-void load_weights(const fs::path& file, torch::nn::Module& model) {
+void load_weights(const fs::path& file, torch::nn::Module& model, const std::string& identity) {
   auto archive = open_archive(file);
+  check_identity(archive, file, identity);
   read_weights(archive, model, file.string());
+}
+
+std::string file_identity(const fs::path& file) {
+  auto archive = open_archive(file);
+  return archive_identity(archive);
+}
+
+void require_finished_run(const fs::path& run_dir) {
+  const fs::path run_file = run_dir / "run.h5", adapter = run_dir / "adapter.pt";
+  if (!fs::exists(run_file)) throw InputError(run_dir.string(), "no run.h5 in this folder (not a run folder)");
+  RunFileReader reader(run_file.string());
+  if (!reader.has_attribute("status") || !reader.has_attribute("spec"))
+    throw InputError(run_file.string(), "not a peftlab run file (no status or spec attribute)");
+  const std::string status = reader.status();
+  if (status != "completed")
+    throw InputError(run_file.string(), fmt::format("the run has not finished (status {}); its folder holds no result "
+                                                    "of this run yet",
+                                                    status));
+  const std::string spec = reader.attribute_string("spec");
+  try {
+    YAML::Node parsed = YAML::Load(spec);
+    if (!parsed.IsMap()) throw InputError(run_file.string(), "the recorded spec is not a YAML mapping");
+  } catch (const YAML::Exception& e) {
+    throw InputError(run_file.string(), fmt::format("the recorded spec is not valid YAML (its line {}: {})",
+                                                    e.mark.is_null() ? 0 : e.mark.line + 1, e.msg));
+  }
+  if (!fs::exists(adapter)) throw InputError(adapter.string(), "missing: the run completed but its weights are gone");
+  const std::string found = file_identity(adapter);
+  if (found != run_identity(spec))
+    throw InputError(adapter.string(), found.empty() ? "records no run identity (written by an older peftlab)"
+                                                     : "belongs to another run than run.h5 (the spec differs)");
 }
 
 }  // namespace peftlab

@@ -119,10 +119,13 @@ EvalSplit load_eval_split(const Task& task, const std::string& split, const Toke
   out.split = split;
   out.examples = task.load(split);
   out.tokenized = tokenized_split(task, split, tokenizer);
-  if (out.examples.size() != out.tokenized.size())
+  // A causal-LM split is one text cut into many blocks: its examples do not pair with its blocks, and
+  // max_examples counts blocks.
+  const bool paired = task.kind() != TaskKind::CausalLM;
+  if (paired && out.examples.size() != out.tokenized.size())
     throw std::logic_error(task.name() + " " + split + ": examples and tokenised examples differ in number");
-  if (max_examples > 0 && int64_t(out.examples.size()) > max_examples) {
-    out.examples.resize(size_t(max_examples));
+  if (max_examples > 0 && int64_t(out.tokenized.size()) > max_examples) {
+    if (paired) out.examples.resize(size_t(max_examples));
     out.tokenized.resize(size_t(max_examples));
   }
   return out;

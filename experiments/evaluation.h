@@ -17,7 +17,8 @@
 
 namespace peftlab {
 
-// One split's examples as read (for candidates and submission ids) and as tokenised, in the same order.
+// One split's examples as read (for candidates and submission ids) and as tokenised, in the same order
+// (a causal-LM split: its one text, and its blocks).
 struct EvalSplit {
   std::string split;
   std::vector<Example> examples;

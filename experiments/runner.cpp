@@ -35,9 +35,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::atomic<bool> stop_requested{false};
+// The signal that asked the run to stop (0: none).
+std::atomic<int> stop_signal{0};
 
-extern "C" void on_stop_signal(int) { stop_requested.store(true); }
+extern "C" void on_stop_signal(int signal) { stop_signal.store(signal); }
 
 // Holds an exclusive flock on <run dir>/.lock for the run's lifetime. The kernel drops it when the process
 // dies, so a stale lock never blocks.
@@ -85,14 +86,22 @@ std::string host_name() {
 class Trainer {
  public:
   Trainer(const RunSpec& run, const RunnerOptions& options)
-      : run_(run), options_(options), dir_(run.dir), dp_(options.parallel ? *options.parallel : single_process_) {}
+      : run_(run), options_(options), dir_(run.dir), dp_(options.parallel ? *options.parallel : single_process_),
+        identity_(run_identity(run.resolved_yaml)) {}
 
   RunStatus run() {
     // Rank 0 owns the run folder: the lock, the run file, checkpoints and predictions.
     std::optional<RunLock> lock;
     if (dp_.is_main()) lock.emplace(dir_);
     setup();
-    return train();
+    try {
+      return train();
+    } catch (...) {
+      // Whatever ended the run (a peer process that died, a full disk, a bug), its file must not go on
+      // reading "running" as if a process still worked on it.
+      mark_failed();
+      throw;
+    }
   }
 
  private:
@@ -240,10 +249,15 @@ class Trainer {
     TrainingState state;
     bool resumed = false;
     if (options_.resume && fs::exists(checkpoint) && fs::exists(dir_ / "run.h5")) {
-      state = load_checkpoint(checkpoint, *model_, *optimizer_);
+      if (dp_.is_main()) require_same_run_file();
+      state = load_checkpoint(checkpoint, *model_, *optimizer_, identity_);
       batcher_->seek(state.data);
       resumed = true;
     } else {
+      // A fresh run: what an earlier run left in the folder goes first, so that no later --resume, eval or
+      // export can take it for this run's.
+      if (dp_.is_main())
+        for (const char* name : {"checkpoint.pt", "best.pt", "adapter.pt"}) fs::remove(dir_ / name);
       // Each process draws its own dropout masks (rank 0's stream is the one-process stream).
       torch::manual_seed(stream_seed(run_.seed, dp_.rank() == 0 ? "dropout" : fmt::format("dropout-rank{}", dp_.rank())));
     }
@@ -257,7 +271,7 @@ class Trainer {
     model_->train();
     RunStatus status = RunStatus::completed;
     while (!training_done(state)) {
-      if (dp_.any(stop_requested.load())) {
+      if (dp_.any(stop_signal.load() != 0)) {
         status = RunStatus::interrupted;
         break;
       }
@@ -287,7 +301,7 @@ class Trainer {
         const bool improved = state.best_step < 0 || (better_high ? value > state.best_metric : value < state.best_metric);
         if (improved) {
           state.best_metric = value, state.best_step = state.step, state.evals_without_improvement = 0;
-          if (run_.train.select_best && dp_.is_main()) save_weights(best, *model_);
+          if (run_.train.select_best && dp_.is_main()) save_weights(best, *model_, identity_);
         } else {
           ++state.evals_without_improvement;
         }
@@ -314,12 +328,12 @@ class Trainer {
                                 (better_high ? state.best_metric > final_value : state.best_metric < final_value);
     const bool use_best = run_.train.select_best && best_is_better && fs::exists(best);
     if (use_best) {  // only then do the final metrics differ from the evaluation just made
-      load_weights(best, *model_);
+      load_weights(best, *model_, identity_);
       final_metrics = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
     }
     if (!recorder_) return RunStatus::completed;
     recorder_->set_attribute("selected_step", use_best ? state.best_step : state.step);
-    save_weights(dir_ / "adapter.pt", *model_);
+    save_weights(dir_ / "adapter.pt", *model_, identity_);
     for (const auto& [split, metrics] : final_metrics) recorder_->set_final(split, metrics);
     write_predictions();
     recorder_->finish(RunStatus::completed);
@@ -334,7 +348,23 @@ class Trainer {
 
   // Rank 0 writes the checkpoint (every process holds the same weights and optimizer state).
   void checkpoint_now(const fs::path& file, const TrainingState& state) {
-    if (dp_.is_main()) save_checkpoint(file, *model_, *optimizer_, state);
+    if (dp_.is_main()) save_checkpoint(file, *model_, *optimizer_, state, identity_);
+  }
+
+  void mark_failed() noexcept {
+    if (!recorder_) return;
+    try {
+      recorder_->finish(RunStatus::failed);
+    } catch (...) {  // the run file keeps its last whole state; the first error is the one reported
+    }
+  }
+
+  // A resumed run continues the run file of the same run only (the checkpoint is checked on loading).
+  void require_same_run_file() const {
+    const std::string file = (dir_ / "run.h5").string();
+    RunFileReader reader(file);
+    if (!reader.has_attribute("spec") || reader.attribute_string("spec") != run_.resolved_yaml)
+      throw InputError(file, "records another run (its spec differs from this one's); start afresh without --resume");
   }
 
   const RunSpec& run_;
@@ -353,11 +383,14 @@ class Trainer {
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<RunRecorder> recorder_;
   int64_t total_steps_ = 0, warmup_steps_ = 0, trainable_params_ = 0, total_params_ = 0;
+  std::string identity_;  // run_identity of this run, written into every checkpoint and weights file
 };
 
 }  // namespace
 
-void request_stop() { stop_requested.store(true); }
+void request_stop() { stop_signal.store(SIGINT); }
+
+int stop_signal_received() { return stop_signal.load(); }
 
 void install_stop_handlers() {
   std::signal(SIGINT, on_stop_signal);

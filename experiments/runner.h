@@ -25,6 +25,8 @@ RunStatus execute_run(const RunSpec& run, const RunnerOptions& options);
 
 // Set by SIGINT/SIGTERM: the loop checkpoints, marks the run interrupted and returns.
 void request_stop();
+// The signal that stopped the run (SIGINT for request_stop()), 0 when none came.
+int stop_signal_received();
 void install_stop_handlers();
 
 }  // namespace peftlab

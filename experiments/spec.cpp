@@ -1,5 +1,6 @@
 #include "experiments/spec.h"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 
 #include <fmt/format.h>
@@ -47,6 +48,10 @@ YAML::Node SourceMap::parse_at(const Location& at, const std::string& text) {
   std::string padded = add_alias(at, text);
   try {
     return YAML::Load(padded);
+  } catch (const YAML::DeepRecursion& e) {
+    throw InputError(at.file, fmt::format("cannot parse '{}' as YAML: lists or mappings nested more than {} levels deep",
+                                          text.substr(0, 40), e.depth()),
+                     at.line);
   } catch (const YAML::Exception& e) {
     throw InputError(at.file, fmt::format("cannot parse '{}' as YAML: {}", text, e.msg), at.line);
   }
@@ -78,6 +83,10 @@ void with_source_locations(const SourceMap& sources, const std::function<void()>
     body();
   } catch (const InputError& e) {
     throw sources.relocate(e);
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own message for this is "bad file".
+    SourceMap::Location at = sources.locate(e.mark.is_null() ? 0L : e.mark.line + 1L);
+    throw InputError(at.file, fmt::format("lists or mappings nested more than {} levels deep", e.depth()), at.line);
   } catch (const YAML::Exception& e) {
     SourceMap::Location at = sources.locate(e.mark.is_null() ? 0L : e.mark.line + 1L);
     throw InputError(at.file, e.msg, at.line);
@@ -534,6 +543,10 @@ class Loader {
       chain.push_back(canonical.filename().string());
       sources_->fail(item, fmt::format("include cycle: {}", fmt::join(chain, " -> ")));
     }
+    if (fs::is_directory(path))
+      sources_->fail(item, fmt::format("included file '{}' is a folder, not a file", path.string()));
+    if (fs::exists(path) && !fs::is_regular_file(path))
+      sources_->fail(item, fmt::format("included file '{}' is not a regular file", path.string()));
     if (!fs::is_regular_file(path))
       sources_->fail(item, fmt::format("included file '{}' does not exist", path.string()));
     return load_file(path, path.string());

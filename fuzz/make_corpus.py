@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora in fuzz/corpus/ with struct + json only (no peftlab code). Deterministic.
+"""Writes the seed corpora in fuzz/corpus/ with struct + json only (no peftlab code), and the run files of
+fuzz_run_file with h5py (Debian's python3-h5py: /usr/bin/python3). Deterministic, except that HDF5 files
+may differ byte for byte between HDF5 versions.
 
-Run from the repository root: python3 fuzz/make_corpus.py
+Run from the repository root: /usr/bin/python3 fuzz/make_corpus.py
 """
+import hashlib
+import io
 import json
 import os
 import struct
@@ -163,7 +167,67 @@ SEEDS = {
 }
 
 
+RUN_FILE_HEADER_BYTES = 512
+
+
+def sealed(hdf5_bytes):
+    """A run file as core/recorder.cpp publishes it: a 512-byte header (magic, SHA-256 and length of the HDF5
+    bytes), then the HDF5 file itself (written with a 512-byte user block, which the header fills)."""
+    body = hdf5_bytes[RUN_FILE_HEADER_BYTES:]
+    header = b"peftlab run file\n" + b"sha256 " + hashlib.sha256(body).hexdigest().encode() + b"\n" + \
+        b"bytes " + str(len(body)).encode() + b"\n"
+    return header.ljust(RUN_FILE_HEADER_BYTES, b"\0") + body
+
+
+def run_file(status, train_steps, with_layer):
+    """An HDF5 run file laid out as docs/run-file.md says, with `train_steps` training rows."""
+    import h5py
+    import numpy as np
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w", userblock_size=RUN_FILE_HEADER_BYTES) as f:
+        for key, value in [("schema_version", 1), ("run_id", "sst2/lora/seed0"), ("status", status),
+                           ("method", "lora"), ("method_label", "lora"), ("task", "sst2"), ("seed", 0),
+                           ("spec", "experiment: x\nseed: 0\n"), ("headline_metric", "accuracy")]:
+            f.attrs[key] = value
+        steps = np.arange(1, train_steps + 1, dtype=np.int64)
+        train = f.create_group("train")
+        train.create_dataset("step", data=steps, maxshape=(None,), chunks=(16,))
+        for name in ("loss", "lr", "grad_norm", "tokens_per_s"):
+            train.create_dataset(name, data=np.linspace(1.0, 0.5, train_steps), maxshape=(None,), chunks=(16,))
+        dev = f.create_group("eval").create_group("dev")
+        dev.create_dataset("step", data=np.array([train_steps], dtype=np.int64), maxshape=(None,), chunks=(16,))
+        dev.create_dataset("accuracy", data=np.array([0.75]), maxshape=(None,), chunks=(16,))
+        layers = f.create_group("decomposition")
+        if with_layer:
+            layer = layers.create_group("layers.0.self_attn.q_proj")
+            layer.create_dataset("step", data=np.array([0, train_steps], dtype=np.int64), maxshape=(None,), chunks=(16,))
+            layer.create_dataset("dM", data=np.array([0.0, 0.1]), maxshape=(None,), chunks=(16,))
+            layer.create_dataset("m_row", data=np.ones((2, 4)), maxshape=(None, 4), chunks=(16, 4))
+        final = f.create_group("final").create_group("dev")
+        final.attrs["accuracy"] = 0.75
+    return buffer.getvalue()
+
+
+def run_file_seeds():
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        print("make_corpus.py: no h5py here, fuzz_run_file's seeds are left as they are (use /usr/bin/python3)")
+        return {}
+    completed = sealed(run_file("completed", 5, True))
+    damaged = bytearray(completed)
+    for i in range(96, len(damaged), 97):  # every 97th byte flipped
+        damaged[i] ^= 0xFF
+    return {
+        "completed.run": completed,
+        "running_one_row.run": sealed(run_file("running", 1, False)),
+        "damaged_every_97th_byte.run": bytes(damaged),
+        "no_header.run": run_file("completed", 2, False)[RUN_FILE_HEADER_BYTES:],
+    }
+
+
 def main():
+    SEEDS["fuzz_run_file"] = run_file_seeds()
     for target, files in SEEDS.items():
         folder = os.path.join(HERE, "corpus", target)
         os.makedirs(folder, exist_ok=True)

@@ -36,6 +36,11 @@
 #if defined(PEFTLAB_FUZZ_TABLES) || defined(PEFTLAB_FUZZ_ALL_BODIES)
 #include "core/text_tables.h"
 #endif
+#if defined(PEFTLAB_FUZZ_RUN_FILE) || defined(PEFTLAB_FUZZ_ALL_BODIES)
+#include <set>
+
+#include "core/recorder.h"
+#endif
 
 namespace peftlab::fuzz {
 
@@ -324,6 +329,45 @@ inline Outcome jsonl_body(const std::uint8_t* data, std::size_t size) {
   Outcome outcome;
   const auto path = put_input(data, size, "input.jsonl");
   attempt(outcome, [&] { check_records(read_jsonl(path), data, size, true); });
+  return outcome;
+}
+
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// Run files (run.h5)
+#if defined(PEFTLAB_FUZZ_RUN_FILE) || defined(PEFTLAB_FUZZ_ALL_BODIES)
+
+// RunFileReader as eval, export and --resume use it: open (which checks the checksummed header before HDF5
+// parses anything), then every attribute, the status, and every dataset of /train, /eval/<split> and
+// /decomposition/<layer>. An accepted file has a known status, and each group's 1-D datasets are as long as
+// its `step` dataset.
+inline Outcome run_file_body(const std::uint8_t* data, std::size_t size) {
+  Outcome outcome;
+  const auto path = put_input(data, size, "run.h5").string();
+  attempt(outcome, [&] {
+    RunFileReader reader(path);
+    for (const auto& name : reader.attribute_names()) reader.attribute(name);
+    static const std::set<std::string> statuses = {"running", "completed", "failed", "interrupted", "diverged"};
+    require(statuses.count(reader.status()) == 1, "status is not one a run file can have");
+    auto check_group = [&](const std::string& group) {
+      if (!reader.exists(group + "/step")) return;
+      const size_t steps = reader.read_ints(group + "/step").size();
+      for (const auto& name : reader.children(group)) {
+        if (name == "m_row" || name == "m_col") {
+          size_t rows = 0, cols = 0;
+          reader.read_matrix(group + "/" + name, &rows, &cols);
+          require(rows == steps, group + "/" + name + " has another number of rows than steps");
+        } else if (name != "step") {
+          require(reader.read_doubles(group + "/" + name).size() == steps, group + "/" + name + " is not one row per step");
+        }
+      }
+    };
+    check_group("/train");
+    for (const char* parent : {"/eval", "/decomposition"})
+      if (reader.exists(parent))
+        for (const auto& child : reader.children(parent)) check_group(std::string(parent) + "/" + child);
+  });
   return outcome;
 }
 

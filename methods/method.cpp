@@ -1,5 +1,7 @@
 #include "methods/method.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 namespace peftlab {
@@ -51,6 +53,10 @@ void Method::read_low_rank(Options& options, int64_t min_rank) {
     throw InputError(file_, fmt::format("{}.rank: must be at least {}, got {}", options.path(), min_rank, o.rank),
                      o.rank_line ? o.rank_line : options.line());
   o.alpha = options.get<double>("alpha", o.alpha);
+  // scaling = alpha / rank multiplies the update: NaN, 0 or a negative alpha trains nothing or diverges.
+  if (!(o.alpha > 0) || !std::isfinite(o.alpha))
+    throw InputError(file_, fmt::format("{}.alpha: must be a positive number, got {}", options.path(), o.alpha),
+                     Options::line_of(options.node()["alpha"]));
   o.dropout = options.get<double>("dropout", o.dropout);
   if (o.dropout < 0 || o.dropout >= 1)
     throw InputError(file_, fmt::format("{}.dropout: must be in [0, 1), got {}", options.path(), o.dropout),
@@ -79,6 +85,9 @@ void Method::read_low_rank(Options& options, int64_t min_rank) {
       r.pattern = entry.require<std::string>("pattern");
       r.rank = entry.get_optional<int64_t>("rank");
       r.alpha = entry.get_optional<double>("alpha");
+      if (r.alpha && (!(*r.alpha > 0) || !std::isfinite(*r.alpha)))
+        throw InputError(file_, fmt::format("{}.alpha: must be a positive number, got {}", entry.path(), *r.alpha),
+                         entry.line());
       r.line = entry.line();
       entry.finish();
       compile_regex(r.pattern, file_, r.line, entry.path() + ".pattern");

@@ -67,6 +67,17 @@ class CustomTask : public SentenceTask {
                        fmt::format("{}: give either `labels: [names]` (classification) or `regression: true`",
                                    options.path()),
                        options.line());
+    if (!labels_.empty()) {
+      const long labels_line = Options::line_of(options.raw("labels"));
+      if (labels_.size() < 2)
+        throw InputError(options.file(), fmt::format("{}.labels: a classification needs at least two labels, got {}",
+                                                     options.path(), labels_.size()),
+                         labels_line);
+      for (size_t i = 1; i < labels_.size(); ++i)
+        if (std::find(labels_.begin(), labels_.begin() + long(i), labels_[i]) != labels_.begin() + long(i))
+          throw InputError(options.file(), fmt::format("{}.labels: '{}' is listed twice", options.path(), labels_[i]),
+                           labels_line);
+    }
     auto metric_list = string_list_option(options, "metrics", regression_ ? std::vector<std::string>{"pearson", "spearman"}
                                                                           : std::vector<std::string>{"accuracy"});
     long metrics_line = Options::line_of(options.raw("metrics"));
@@ -100,6 +111,17 @@ class CustomTask : public SentenceTask {
   std::string format_options() const override {
     return sentence_format_options() + fmt::format(";format={};text_fields={};label_field={}", format_,
                                                    fmt::join(text_fields_, ","), label_field_);
+  }
+
+  void check_files() const override {
+    for (const auto& [split, path] : split_files_) {
+      require_regular_file(path);
+      if (!(format_ == "tsv" || format_ == "csv") || !header_) continue;
+      TextTable header = read_header(path, format_);
+      if (header.header.empty()) continue;  // an empty file: the full read says so
+      for (const auto& f : text_fields_) header.column(f);
+      if (split != "test") header.column(label_field_);
+    }
   }
 
   std::vector<Example> load(const std::string& split) const override {

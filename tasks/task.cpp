@@ -9,6 +9,7 @@
 #include "core/checksum.h"
 #include "core/errors.h"
 #include "core/suggest.h"
+#include "core/text_tables.h"
 #include "tasks/builtin.h"
 
 namespace peftlab {
@@ -121,11 +122,25 @@ void write_prediction_table(const std::filesystem::path& path, const Task& task,
   file.commit();
 }
 
+namespace {
+// A data file's SHA-256, once it is known to be a regular file (hashing a FIFO would block).
+std::string checked_sha256(const std::filesystem::path& path) {
+  require_regular_file(path);
+  return sha256_file(path);
+}
+}  // namespace
+
+void Task::check_files() const {
+  for (const auto& split : splits())
+    for (const auto& path : files(split))
+      if (std::filesystem::exists(path) || std::filesystem::is_symlink(path)) require_regular_file(path);
+}
+
 TaskProvenance Task::provenance() const {
   TaskProvenance p{name_, version(), to_string(kind()), format_options(), {}};
   for (const auto& split : splits())
     for (const auto& path : files(split))  // a split whose file is absent (QNLI train here) is marked, not fatal
-      p.files.push_back({split, path, std::filesystem::exists(path) ? sha256_file(path) : std::string("missing")});
+      p.files.push_back({split, path, std::filesystem::exists(path) ? checked_sha256(path) : std::string("missing")});
   return p;
 }
 
@@ -186,7 +201,7 @@ std::vector<TokenizedExample> tokenized_split(const Task& task, const std::strin
   CacheKey key;
   key.name = task.name() + "-" + split;
   key.tokenizer_checksum = tokenizer.checksum();
-  for (const auto& path : task.files(split)) key.file_checksums.push_back(sha256_file(path));
+  for (const auto& path : task.files(split)) key.file_checksums.push_back(checked_sha256(path));
   key.options = task.format_options() + ";split=" + split;
   return load_or_tokenize(
       key, cache_dir, [&] { return task.tokenize(split, task.load(split), tokenizer); }, cache_hit);

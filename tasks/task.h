@@ -95,6 +95,9 @@ class Task {
                                                  const Tokenizer& tokenizer) const = 0;
   // The task's formatting options and version, for the cache key and provenance.
   virtual std::string format_options() const = 0;
+  // What `validate` can check of the data without reading it whole: by default that every split's file that
+  // exists is a regular file; tasks whose files name their columns in a header check those names too.
+  virtual void check_files() const;
 
   // What the batcher puts in Batch::labels for this task.
   LabelKind label_kind() const;

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/suggest.h"
+#include "experiments/checkpoint.h"
 #include "experiments/evaluation.h"
 #include "experiments/run_model.h"
 #include "methods/peft_format.h"
@@ -54,8 +56,11 @@ std::function<int()> setup_eval(CLI::App& cmd) {
   return [args] {
     if (args->run_dir.empty() == args->adapter.empty())
       throw InputError("peftlab eval", "name either a run folder or --adapter DIR");
+    if (args->adapter.empty()) require_finished_run(args->run_dir);  // completed, and adapter.pt is its own
     RunModel run = args->adapter.empty() ? load_finished_run(args->run_dir) : adapter_run(*args);
     std::vector<std::string> names = args->split.empty() ? run.task->eval_splits() : std::vector<std::string>{args->split};
+    if (!args->split.empty() && !run.task->has_split(args->split))
+      throw InputError("--split", unknown_name_message("split", args->split, run.task->splits()));
     std::vector<EvalSplit> splits;
     for (const auto& split : names) splits.push_back(load_eval_split(*run.task, split, *run.tokenizer, args->max_examples));
     nlohmann::json out = evaluate_splits(*run.model, *run.task, splits, *run.tokenizer, args->batch_size);

@@ -4,6 +4,7 @@
 
 #include "core/hf_checkpoint.h"
 #include "core/safetensors.h"
+#include "experiments/checkpoint.h"
 #include "experiments/run_model.h"
 #include "methods/adaptation.h"
 #include "methods/peft_format.h"
@@ -23,6 +24,7 @@ std::function<int()> setup_export(CLI::App& cmd) {
   cmd.add_option("--out,-o", args->out, "Output folder")->required();
   cmd.add_flag("--merged", args->merged, "Write the merged model as a Hugging Face layout folder");
   return [args] {
+    require_finished_run(args->run_dir);  // completed, and adapter.pt is its own
     RunModel run = load_finished_run(args->run_dir);
     // The task head under its Hugging Face names ("score.weight"), as PEFT's modules_to_save.
     std::map<std::string, torch::Tensor> head = run.model->head_hf_tensors();

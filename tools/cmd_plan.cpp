@@ -7,6 +7,7 @@
 #include "core/errors.h"
 #include "core/model_io.h"
 #include "experiments/run_model.h"
+#include "experiments/run_checks.h"
 #include "experiments/sweep.h"
 #include "methods/plan.h"
 #include "methods/registry.h"
@@ -24,6 +25,7 @@ struct PlanArgs {
 
 int plan_spec(const PlanArgs& args) {
   auto runs = load_runs(args.spec, args.overrides);
+  check_runs(runs);  // the device, sequence lengths against the context, every method's plan
   std::set<std::string> shown;  // one plan per (model, method): seeds and tasks share it
   for (const auto& run : runs) {
     const std::string key = run.model.path + "|" + run.method_label;

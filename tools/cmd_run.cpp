@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
+
 #include <spdlog/spdlog.h>
 
 #include <iostream>
@@ -14,6 +16,7 @@
 #include "core/recorder.h"
 #include "core/runtime.h"
 #include "core/subprocess.h"
+#include "experiments/run_checks.h"
 #include "experiments/runner.h"
 #include "experiments/sweep.h"
 #include "tools/cli.h"
@@ -115,7 +118,9 @@ int run_in_parallel(const RunArgs& args, const std::vector<RunSpec>& pending) {
   for (int j = 0; j < jobs; ++j) {
     std::vector<std::string> ids;
     for (size_t k = j; k < pending.size(); k += jobs) ids.push_back(pending[k].id);
-    children.push_back(start_child(child_command(args, ids, threads)));
+    auto command = child_command(args, ids, threads);
+    if (global_options().quiet) command.insert(command.begin() + 1, "-q");
+    children.push_back(start_child(command));
   }
   return wait_all(children);
 }
@@ -125,7 +130,12 @@ int run_sequentially(const std::vector<RunSpec>& pending, const RunnerOptions& o
   for (const auto& run : pending) {
     spdlog::info("run {} -> {}", run.id, run.dir);
     RunStatus status = execute_run(run, options);
-    if (status == RunStatus::interrupted) return 130;
+    if (status == RunStatus::interrupted) {
+      const int signal = stop_signal_received() > 0 ? stop_signal_received() : SIGINT;
+      spdlog::warn("run {} interrupted by {} (checkpoint written; continue with --resume)", run.id,
+                   signal == SIGTERM ? "SIGTERM" : signal == SIGINT ? "SIGINT" : fmt::format("signal {}", signal));
+      return 128 + signal;  // the shell's convention for a process ended by that signal
+    }
     if (status != RunStatus::completed) {
       spdlog::warn("run {} ended with status {}", run.id, to_string(status));
       ++failures;
@@ -152,6 +162,7 @@ std::function<int()> setup_run(CLI::App& cmd) {
   cmd.add_flag("--no-table", args->no_table, "Do not print the comparison table at the end");
   return [args] {
     auto runs = selected_runs(*args);
+    check_runs(runs);  // what validate checks, before any run starts
     std::vector<RunSpec> pending;
     for (const auto& run : runs) {
       if (!args->force && already_completed(run)) spdlog::info("skip {} (completed)", run.id);
@@ -174,7 +185,7 @@ std::function<int()> setup_run(CLI::App& cmd) {
       else if (args->jobs > 1) code = run_in_parallel(*args, pending);
       else code = run_sequentially(pending, options);
     }
-    if (code == 130 || args->no_table || runs.empty() || !parallel.is_main()) return code;
+    if (code > 128 || args->no_table || runs.empty() || !parallel.is_main()) return code;
     std::vector<std::string> dirs;
     for (const auto& run : runs) dirs.push_back(run.dir);
     std::vector<std::string> table = {"table", "--format", "md", "--"};

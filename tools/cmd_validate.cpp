@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "experiments/run_checks.h"
 #include "experiments/sweep.h"
 #include "tools/cli.h"
 
@@ -19,6 +20,7 @@ struct ValidateArgs {
 
 int validate(const ValidateArgs& args) {
   std::vector<RunSpec> runs = load_runs(args.spec, args.overrides);
+  check_runs(runs);
   size_t total = runs.size();
   std::string scope;
   if (!args.shard.empty()) {

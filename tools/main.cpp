@@ -52,8 +52,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(PEFTLAB_VERSION));
   auto& global = cli::global_options();
-  app.add_option("--threads", global.threads, "LibTorch intra-op threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", global.threads,
+                 fmt::format("LibTorch intra-op threads (default: all cores; at most {} per core)", kThreadsPerCore));
   app.add_option("--device", global.device, "cpu, cuda, cuda:N or auto");
   app.add_flag("-q,--quiet", global.quiet, "Only warnings and errors on stderr");
 
@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
   try {
     spdlog::set_level(global.quiet ? spdlog::level::warn : spdlog::level::info);
     spdlog::set_pattern("%^%l%$: %v");
+    check_threads(global.threads, "--threads");
+    compute_device(global.device, "--device");
     set_threads(global.threads);
     return action ? action() : 0;
   } catch (const InputError& e) {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <cmath>
 #include <random>
@@ -163,6 +164,52 @@ TEST(Recorder, ReaderReportsBadFilesAsInputErrors) {
   EXPECT_THROW(RunFileReader((dir / "junk.h5").string()), InputError);
   EXPECT_THROW(RunFileReader((dir / "missing.h5").string()), InputError);
   EXPECT_THROW(RunRecorder::open_for_append((dir / "missing.h5").string(), 3), InputError);
+}
+
+// Every 97th byte flipped made HDF5 loop for ever. The header's SHA-256 (computed here with OpenSSL's
+// command-line tool, not peftlab's code) is checked before HDF5 sees the file: a damaged, truncated or
+// header-less file is an InputError within seconds, an intact one reads.
+TEST(Recorder, DamagedRunFilesAreRefusedBeforeHdf5ReadsThem) {
+  TempDir dir;
+  const std::string path = (dir / "run.h5").string();
+  {
+    RunRecorder rec = RunRecorder::create(path, provenance());
+    for (int64_t step = 1; step <= 50; ++step) rec.append_train({step, 1.0 / double(step), 1e-3, 0.5, 100});
+    rec.finish(RunStatus::completed);
+  }
+  const std::string bytes = testing::read_file(path);
+  ASSERT_GT(bytes.size(), 512u);
+  EXPECT_EQ(bytes.rfind("peftlab run file\nsha256 ", 0), 0u);
+  testing::write_file(dir / "body", bytes.substr(512));
+  ASSERT_EQ(std::system(("openssl dgst -sha256 -r '" + (dir / "body").string() + "' > '" + (dir / "digest").string() + "'").c_str()), 0);
+  const std::string digest = testing::read_file(dir / "digest").substr(0, 64);
+  EXPECT_EQ(bytes.substr(17, 7 + 64), "sha256 " + digest);
+  EXPECT_EQ(RunFileReader(path).status(), "completed");
+
+  auto problem = [&](const std::string& content) -> std::string {
+    const std::string damaged = (dir / "damaged.h5").string();
+    testing::write_file(damaged, content);
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      RunFileReader reader(damaged);
+      reader.read_doubles("/train/loss");
+      return "<accepted>";
+    } catch (const InputError& e) {
+      EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 5.0);
+      return e.problem();
+    }
+  };
+  std::string flipped = bytes;
+  for (size_t i = 96; i < flipped.size(); i += 97) flipped[i] = char(~flipped[i]);
+  EXPECT_EQ(problem(flipped), "damaged run file: its contents do not match the checksum in its header");
+  std::string one = bytes;
+  one[one.size() - 1] = char(one.back() ^ 1);
+  EXPECT_EQ(problem(one), "damaged run file: its contents do not match the checksum in its header");
+  EXPECT_EQ(problem(bytes.substr(0, bytes.size() - 100)), "damaged run file: its contents do not match the checksum in its header");
+  EXPECT_EQ(problem(bytes.substr(0, 300)), "damaged run file: 300 bytes, shorter than its 512-byte header");
+  EXPECT_EQ(problem(bytes.substr(512)),
+            "unreadable run file: no checksummed header (written by an older peftlab?); run it again to rewrite it");
+  EXPECT_EQ(problem(bytes), "<accepted>");
 }
 
 // A full disk: in a forked child (the limit is per process), writes beyond a file-size limit fail with EFBIG

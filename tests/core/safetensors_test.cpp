@@ -363,14 +363,30 @@ TEST_F(SafetensorsMalformed, LongNamesAreShortenedInMessages) {
 }
 
 TEST_F(SafetensorsMalformed, AcceptedOddities) {
-  // No tensors at all; empty tensors anywhere in range (they occupy no bytes); gaps and trailing bytes
-  // (the reference reader rejects these, but they are harmless); whitespace padding.
+  // No tensors at all; empty tensors anywhere in range (they occupy no bytes); whitespace padding.
   EXPECT_EQ(problem(safetensors_bytes("{}")), "<accepted>");
   EXPECT_EQ(problem(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                                       R"("e":{"dtype":"F32","shape":[0,3],"data_offsets":[4,4]},)"
-                                      R"("g":{"dtype":"U8","shape":[1],"data_offsets":[10,11]}}   )",
-                                      std::string(16, '\0'))),
+                                      R"("g":{"dtype":"U8","shape":[1],"data_offsets":[8,9]}}   )",
+                                      std::string(9, '\0'))),
             "<accepted>");
+}
+
+TEST_F(SafetensorsMalformed, HolesAndTrailingBytesAreRefused) {
+  // The format's data buffer is the tensors back to back (the reference reader refuses the rest too).
+  EXPECT_EQ(problem(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},)"
+                                      R"("b":{"dtype":"F32","shape":[4],"data_offsets":[80,96]}})",
+                                      std::string(96, '\0'))),
+            "tensor 'b' starts at byte 80 of the data, but the tensors before it end at byte 16: a hole of 64 bytes "
+            "(the format requires contiguous data)");
+  EXPECT_EQ(problem(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[4,20]}})",
+                                      std::string(20, '\0'))),
+            "tensor 'a' starts at byte 4 of the data, but the tensors before it end at byte 0: a hole of 4 bytes "
+            "(the format requires contiguous data)");
+  EXPECT_EQ(problem(safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                                      std::string(16, '\0'))),
+            "8 bytes of data follow the last tensor, which ends at byte 8 (the format requires the tensors to fill "
+            "the data)");
 }
 
 TEST(Safetensors, MissingFileDirectoryAndUnknownTensor) {

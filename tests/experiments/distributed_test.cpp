@@ -62,6 +62,28 @@ TEST(DataParallel, TwoProcessesTakeTheOneProcessStepsLora) {
 
 TEST(DataParallel, TwoProcessesTakeTheOneProcessStepsFullFineTuning) { expect_two_processes_equal_one("{name: full}"); }
 
+// One process of a data-parallel group killed: the other fails on its next collective, and the run file says
+// "failed" instead of staying "running" as if someone still worked on it.
+TEST(DataParallel, ARankKilledLeavesTheRunFailedNotRunning) {
+  testing::TempDir dir;
+  std::string text = testing::read_file(write_spec(dir, "{name: lora}"));
+  text.replace(text.find("max_steps: 12"), 13, "max_steps: 100000");
+  testing::write_file(dir / "dp.yaml", text);
+  const fs::path out = dir / "o";
+  const std::string script =
+      "'" + std::string(PEFTLAB_BIN) + "' --threads 2 -q run '" + (dir / "dp.yaml").string() + "' --out '" +
+      out.string() + "' --no-table --nproc 2 > '" + (dir / "log").string() + "' 2>&1 & parent=$!\n"
+      "for i in $(seq 1200); do f=$(find '" + out.string() + "' -name run.h5 2>/dev/null | head -1); "
+      "[ -n \"$f\" ] && break; sleep 0.05; done\nsleep 1\n"
+      "for child in $(pgrep -P $parent); do grep -qz '^RANK=1$' /proc/$child/environ && kill -9 $child; done\n"
+      "wait $parent; echo $? > '" + (dir / "status").string() + "'\n";
+  testing::write_file(dir / "kill.sh", script);
+  ASSERT_EQ(std::system(("timeout 120 bash '" + (dir / "kill.sh").string() + "'").c_str()), 0)
+      << testing::read_file(dir / "log");
+  EXPECT_NE(std::stoi(testing::read_file(dir / "status")), 0) << testing::read_file(dir / "log");
+  EXPECT_EQ(RunFileReader(run_file(out).string()).status(), "failed") << testing::read_file(dir / "log");
+}
+
 TEST(DataParallel, MalformedLauncherEnvironmentIsExitTwo) {
   testing::TempDir dir;
   const std::string spec = write_spec(dir, "{name: lora}").string();

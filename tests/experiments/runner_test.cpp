@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <random>
 #include <thread>
@@ -11,7 +12,9 @@
 #include <fstream>
 
 #include "core/data_root.h"
+#include "core/errors.h"
 #include "core/recorder.h"
+#include "experiments/checkpoint.h"
 #include "tests/test_support.h"
 
 namespace peftlab {
@@ -197,6 +200,124 @@ TEST(Runner, SlowBriefLoraOnSst2BeatsTheMajorityClassOnDev) {
                               .final_metrics("dev").at("accuracy");
   std::printf("[ figures  ] SST-2 dev accuracy %.4f, majority class %.4f\n", accuracy, majority);
   EXPECT_GT(accuracy, majority);
+}
+
+// A run folder never mixes runs. A fresh run (here with another learning rate, over a completed run) removes
+// the earlier run's checkpoint and weights before it starts; stopped by SIGTERM it exits 143, says so, and
+// leaves a checkpoint of its own; `eval` refuses the unfinished run; `--resume` with the other settings is
+// refused; resumed with its own it completes with every step logged once, in order; an adapter.pt of another
+// run is refused by `eval` and `export`.
+TEST(Runner, ARunFolderHoldsOneRunsFilesOnly) {
+  testing::TempDir dir;
+  const std::string spec = tiny_spec(dir.path(), 400);
+  const fs::path out = dir / "o", run_dir = run_dir_of(out);
+  const std::vector<std::string> base = {"--threads", "1", "-q", "run", spec, "--out", out.string(), "--no-table"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  auto first = testing::run_cli(with({"--set", "train.max_steps=6"}));
+  ASSERT_EQ(first.status, 0) << first.output;
+  ASSERT_TRUE(fs::exists(run_dir / "checkpoint.pt"));
+  const std::string first_identity = file_identity(run_dir / "checkpoint.pt");
+  fs::copy_file(run_dir / "adapter.pt", dir / "first_adapter.pt");
+
+  // The second run, in the background, stopped with SIGTERM once its own run file says "running".
+  std::string command = "'" + std::string(PEFTLAB_BIN) + "'";
+  for (const auto& a : with({"--force", "--set", "train.lr=0.006"})) command += " '" + a + "'";
+  testing::write_file(dir / "second.sh", command + " > '" + (dir / "second.out").string() + "' 2>&1 & echo $! > '" +
+                                             (dir / "pid").string() + "'; wait $!; echo $? > '" +
+                                             (dir / "status").string() + "'\n");
+  ASSERT_EQ(std::system(("bash '" + (dir / "second.sh").string() + "' &").c_str()), 0);
+  bool running = false;
+  for (int i = 0; i < 1200 && !running; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    try {
+      running = fs::exists(dir / "pid") && RunFileReader((run_dir / "run.h5").string()).status() == "running";
+    } catch (const InputError&) {
+    }
+  }
+  ASSERT_TRUE(running);
+  std::string pid = testing::read_file(dir / "pid");
+  pid.erase(pid.find_last_not_of(" \n") + 1);
+  ASSERT_EQ(std::system(("kill -TERM " + pid).c_str()), 0);
+  for (int i = 0; i < 2400 && !fs::exists(dir / "status"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_TRUE(fs::exists(dir / "status"));
+  EXPECT_EQ(std::stoi(testing::read_file(dir / "status")), 143);
+  EXPECT_NE(testing::read_file(dir / "second.out").find("interrupted by SIGTERM"), std::string::npos)
+      << testing::read_file(dir / "second.out");
+  RunFileReader stopped((run_dir / "run.h5").string());
+  EXPECT_EQ(stopped.status(), "interrupted");
+  const std::string second_identity = run_identity(stopped.attribute_string("spec"));
+  EXPECT_NE(second_identity, first_identity);
+  EXPECT_EQ(file_identity(run_dir / "checkpoint.pt"), second_identity);
+  EXPECT_FALSE(fs::exists(run_dir / "adapter.pt"));
+
+  auto eval_unfinished = testing::run_cli({"eval", run_dir.string()});
+  EXPECT_EQ(eval_unfinished.status, 2) << eval_unfinished.output;
+  EXPECT_NE(eval_unfinished.output.find("has not finished (status interrupted)"), std::string::npos)
+      << eval_unfinished.output;
+  auto other = testing::run_cli(with({"--resume", "--set", "train.lr=0.003"}));
+  EXPECT_EQ(other.status, 2) << other.output;
+  EXPECT_NE(other.output.find("records another run"), std::string::npos) << other.output;
+
+  auto resumed = testing::run_cli(with({"--resume", "--set", "train.lr=0.006"}));
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  RunFileReader done((run_dir / "run.h5").string());
+  EXPECT_EQ(done.status(), "completed");
+  const auto steps = done.read_ints("/train/step");
+  ASSERT_EQ(steps.size(), 400u);
+  for (size_t i = 0; i < steps.size(); ++i) ASSERT_EQ(steps[i], int64_t(i + 1));
+  EXPECT_EQ(run_identity(done.attribute_string("spec")), second_identity);
+
+  fs::copy_file(dir / "first_adapter.pt", run_dir / "adapter.pt", fs::copy_options::overwrite_existing);
+  for (const std::string verb : {"eval", "export"}) {
+    auto refused = verb == "eval" ? testing::run_cli({"eval", run_dir.string()})
+                                  : testing::run_cli({"export", run_dir.string(), "--out", (dir / "x").string()});
+    EXPECT_EQ(refused.status, 2) << verb << ": " << refused.output;
+    EXPECT_EQ(refused.output, "error: " + (run_dir / "adapter.pt").string() +
+                                  ": belongs to another run than run.h5 (the spec differs)\n")
+        << verb;
+  }
+}
+
+// The lm task trains and evaluates end to end on the real stories260K and a real corpus: the training loss
+// falls, the held-out perplexity is below 512 (a uniform guess over the 512-piece vocabulary scores exactly
+// 512), and `peftlab eval` of the finished run gives the recorded final metrics again.
+TEST(Runner, LanguageModelTaskTrainsAndEvaluatesOnARealCorpus) {
+  testing::TempDir dir;
+  const std::string data = fs::absolute(data_root()).string();
+  const fs::path spec = dir / "lm.yaml";
+  testing::write_file(spec, "name: lm\nmodel: {path: " + data + "/models/stories260K/stories260K.bin, tokenizer: " +
+                                data + "/models/stories260K/tok512.model}\n"
+                                "methods: [{name: lora, rank: 4, alpha: 8}]\n"
+                                "tasks: [{name: lm, train_file: " + data + "/corpora/botchan.txt, block_size: 64, "
+                                "max_eval_examples: 64}]\nseeds: [0]\n"
+                                "train: {lr: 0.005, batch_size: 8, max_steps: 30}\n"
+                                "record: {log_every: 1}\n");
+  const fs::path run_dir = dir / "o" / "lm" / "lora-r4" / "seed0";
+  auto r = testing::run_cli({"--threads", "2", "-q", "run", spec.string(), "--out", (dir / "o").string(), "--no-table"});
+  ASSERT_EQ(r.status, 0) << r.output;
+  RunFileReader run((run_dir / "run.h5").string());
+  ASSERT_EQ(run.status(), "completed");
+  const auto loss = run.read_doubles("/train/loss");
+  ASSERT_EQ(loss.size(), 30u);
+  const double first = (loss[0] + loss[1] + loss[2]) / 3, last = (loss[27] + loss[28] + loss[29]) / 3;
+  EXPECT_LT(last, first);
+  const auto dev = run.final_metrics("dev");
+  ASSERT_TRUE(dev.count("perplexity") && dev.count("bits_per_byte") && dev.count("nll_per_token"));
+  EXPECT_GT(dev.at("perplexity"), 1.0);
+  EXPECT_LT(dev.at("perplexity"), 512.0);
+  EXPECT_NEAR(std::log(dev.at("perplexity")), dev.at("nll_per_token"), 1e-9);
+  std::printf("[ figures  ] lm on botchan: train loss %.3f -> %.3f, dev perplexity %.2f, %.3f bits/byte\n", first, last,
+              dev.at("perplexity"), dev.at("bits_per_byte"));
+
+  auto again = testing::run_cli({"--threads", "2", "-q", "eval", run_dir.string(), "--max-examples", "64"});
+  ASSERT_EQ(again.status, 0) << again.output;
+  const size_t at = again.output.find("\"perplexity\": ");
+  ASSERT_NE(at, std::string::npos) << again.output;
+  EXPECT_NEAR(std::stod(again.output.substr(at + 14)), dev.at("perplexity"), 1e-6 * dev.at("perplexity"));
 }
 
 TEST(Runner, UnknownMethodInSpecIsExitTwoWithLine) {

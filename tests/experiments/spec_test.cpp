@@ -454,7 +454,11 @@ TEST(Sweep, ShardsCoverEveryRunExactlyOnce) {
 
 TEST(ValidateCli, ExitCodesAndOutput) {
   TempDir dir;
-  write_file(dir / "s.yaml", kMinimal);
+  // validate reads the model's config: the real stories260K.
+  std::string minimal = kMinimal;
+  minimal.replace(minimal.find("/models/m.bin"), 13, testing::stories260k_bin().string());
+  minimal.replace(minimal.find("/models/tok.model"), 17, testing::stories260k_tokenizer().string());
+  write_file(dir / "s.yaml", minimal);
   auto ok = testing::run_cli({"validate", (dir / "s.yaml").string(), "--set", "seeds=[0, 1]"});
   EXPECT_EQ(ok.status, 0) << ok.output;
   EXPECT_NE(ok.output.find(": 4 runs\n  sst2/full/seed0\n  sst2/full/seed1\n  sst2/lora-r8/seed0\n"), std::string::npos)
@@ -463,7 +467,7 @@ TEST(ValidateCli, ExitCodesAndOutput) {
   EXPECT_EQ(shard.status, 0) << shard.output;
   EXPECT_NE(shard.output.find("(shard 1/2: 1 of 2)\n  sst2/lora-r8/seed0"), std::string::npos) << shard.output;
 
-  std::string bad = std::string(kMinimal) + "train:\n  lr: 0.1\n  bacth_size: 4\n";
+  std::string bad = minimal + "train:\n  lr: 0.1\n  bacth_size: 4\n";
   write_file(dir / "bad.yaml", bad);
   auto failed = testing::run_cli({"validate", (dir / "bad.yaml").string()});
   EXPECT_EQ(failed.status, 2);
