@@ -315,7 +315,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));
   if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  auto probs = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
+  // Softmax in at least float32 (as the reference implementation for half precision); float64 stays float64.
+  auto probs = torch::softmax(scores.to(torch::promote_types(scores.scalar_type(), torch::kFloat32)), -1)
+                   .to(q.scalar_type());
   auto out = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, heads_ * D});
   return o_proj(out);
 }
@@ -395,11 +397,13 @@ torch::Tensor DecoderImpl::hidden_states(const BackboneInputs& in) {
   KVCache* cache = in.cache;
   const int64_t past = cache != nullptr ? cache->length() : 0;
   auto x = embed_tokens(tokens);
-  // Rotary angles for these positions, in float64 then rounded once, as the tables of the reference code.
+  // Rotary angles for these positions in float64, rounded once to float32 as the reference code's tables are
+  // (a float64 model keeps them in float64).
   auto positions = torch::arange(start_pos, start_pos + T, torch::kFloat64);
   auto angles = torch::outer(positions, inv_freq_);
-  auto cos = angles.cos().to(torch::kFloat32).to(x.device(), x.scalar_type());
-  auto sin = angles.sin().to(torch::kFloat32).to(x.device(), x.scalar_type());
+  const auto table_type = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  auto cos = angles.cos().to(table_type).to(x.device(), x.scalar_type());
+  auto sin = angles.sin().to(table_type).to(x.device(), x.scalar_type());
   auto allowed = attention_allowed(in, past);
   const bool checkpoint = activation_checkpointing() && cache == nullptr && torch::GradMode::is_enabled();
   for (size_t i = 0; i < layer_list_.size(); ++i) {

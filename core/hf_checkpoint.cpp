@@ -48,8 +48,9 @@ Backbone load_hf_model(const fs::path& folder) {
     auto it = location.find(key);
     if (it == location.end()) throw InputError(folder.string(), fmt::format("missing tensor '{}'", key));
     const auto& info = files.at(it->second)->info(key);
-    if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16")
-      throw InputError(it->second.string(), fmt::format("tensor '{}' has dtype {}; expected F32, F16 or BF16", key, info.dtype));
+    if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16" && info.dtype != "F64")
+      throw InputError(it->second.string(),
+                       fmt::format("tensor '{}' has dtype {}; expected F32, F16, BF16 or F64", key, info.dtype));
     if (info.shape != p.shape)
       throw InputError(it->second.string(), fmt::format("tensor '{}' has shape [{}]; {} implies [{}]", key,
                                                         fmt::join(info.shape, ", "), (folder / "config.json").string(),
