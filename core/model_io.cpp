@@ -30,17 +30,14 @@ Backbone load_model(const fs::path& model_path) {
 }
 
 fs::path default_tokenizer_path(const fs::path& model_path) {
-  std::vector<fs::path> candidates;
-  if (fs::is_directory(model_path)) {
-    candidates.push_back(model_path / "tokenizer.model");
-  } else {
-    candidates.push_back(model_path.parent_path() / "tokenizer.model");
-    if (!fs::exists(model_path)) return {};
-    try {
-      candidates.push_back(model_path.parent_path() / fmt::format("tok{}.model", read_llama2c_config(model_path)->vocab_size));
-    } catch (const InputError&) {
-      // The model itself is unreadable; loading it reports that.
-    }
+  if (fs::is_directory(model_path)) return find_tokenizer_file(model_path);
+  // A llama2.c file: tokenizer.model beside it, else llama2.c's tok<vocab>.model.
+  std::vector<fs::path> candidates{model_path.parent_path() / "tokenizer.model"};
+  if (!fs::exists(model_path)) return {};
+  try {
+    candidates.push_back(model_path.parent_path() / fmt::format("tok{}.model", read_llama2c_config(model_path)->vocab_size));
+  } catch (const InputError&) {
+    // The model itself is unreadable; loading it reports that.
   }
   for (const auto& c : candidates)
     if (fs::exists(c)) return c;
@@ -51,7 +48,7 @@ LoadedModel load_model_and_tokenizer(const fs::path& model_path, const fs::path&
   if (!fs::exists(model_path)) throw InputError(model_path.string(), "no such file or folder");
   fs::path tok = tokenizer_path.empty() ? default_tokenizer_path(model_path) : tokenizer_path;
   if (tok.empty())
-    throw InputError(model_path.string(), "no tokenizer found beside the model (tokenizer.model); pass --tokenizer");
+    throw InputError(model_path.string(), "no tokenizer found beside the model (tokenizer.json, tokenizer.model, vocab.json + merges.txt or vocab.txt); pass --tokenizer");
   LoadedModel loaded;
   // The tokenizer first: it is cheap, and a mismatch is reported before a large model is read.
   loaded.tokenizer = load_tokenizer(tok);
