@@ -271,7 +271,7 @@ std::vector<AddedToken> Reader::added_tokens(const json& list) const {
     const json& t = list[i];
     AddedToken token;
     token.id = optional_int(t, "id", where, -1);
-    if (token.id < 0 || token.id >= kMaxTokenId) fail(where, fmt::format("no \"id\" from 0 to {}", kMaxTokenId - 1));
+    if (token.id < 0 || token.id >= kMaxTokenId) fail(where, fmt::format("\"id\" is not an integer from 0 to {}", kMaxTokenId - 1));
     token.content = string_field(t, "content", where);
     token.special = optional_bool(t, "special", where, false);
     token.single_word = optional_bool(t, "single_word", where, false);
