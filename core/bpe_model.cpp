@@ -34,21 +34,15 @@ BpeModel::BpeModel(Vocab vocab, MergeTable merges, BpeOptions options)
   index_tokens();
 }
 
-BpeModel::MergeTable BpeModel::merges_from_ranks(const Vocab& vocab) {
-  MergeTable merges;
-  merges.reserve(vocab.size() * 2);
-  for (const auto& [token, rank] : vocab) {
-    // Cuts at character boundaries.
-    for (size_t cut = utf8_sequence_length(static_cast<unsigned char>(token[0])); cut < token.size();
-         cut += utf8_sequence_length(static_cast<unsigned char>(token[cut]))) {
-      auto l = vocab.find(token.substr(0, cut));
-      if (l == vocab.end()) continue;
-      auto r = vocab.find(token.substr(cut));
-      if (r == vocab.end()) continue;
-      merges.emplace(pair_key(l->second, r->second), Merge{rank, rank});
-    }
+const BpeModel::Merge* BpeModel::find_merge(int left, int right, Merge& joined) const {
+  if (options_.merge_by_joined_rank) {
+    const int id = token_id(*tokens_[static_cast<size_t>(left)] + *tokens_[static_cast<size_t>(right)]);
+    if (id < 0) return nullptr;
+    joined = Merge{id, id};
+    return &joined;
   }
-  return merges;
+  auto it = merges_.find(pair_key(left, right));
+  return it == merges_.end() ? nullptr : &it->second;
 }
 
 void BpeModel::index_tokens() {
@@ -57,8 +51,8 @@ void BpeModel::index_tokens() {
     if (id < 0) throw std::invalid_argument(fmt::format("token '{}' has a negative id", token));
     size = std::max(size, id + 1);
   }
-  tokens_.assign(static_cast<size_t>(size), std::string());
-  for (const auto& [token, id] : vocab_) tokens_[static_cast<size_t>(id)] = token;
+  tokens_.assign(static_cast<size_t>(size), nullptr);
+  for (const auto& [token, id] : vocab_) tokens_[static_cast<size_t>(id)] = &token;
   if (!options_.unk_token.empty()) unk_id_ = token_id(options_.unk_token);
   for (int b = 0; b < 256; ++b) byte_ids_[b] = token_id(fmt::format("<0x{:02X}>", b));
 }
@@ -69,8 +63,7 @@ int BpeModel::token_id(const std::string& token) const {
 }
 
 const std::string* BpeModel::token_of(int id) const {
-  if (id < 0 || id >= size() || tokens_[static_cast<size_t>(id)].empty()) return nullptr;
-  return &tokens_[static_cast<size_t>(id)];
+  return id < 0 || id >= size() ? nullptr : tokens_[static_cast<size_t>(id)];
 }
 
 void BpeModel::tokenize(const std::string& word, std::vector<int>& ids) const {
@@ -96,7 +89,7 @@ void BpeModel::tokenize(const std::string& word, std::vector<int>& ids) const {
   for (size_t i = 0; i < word.size();) {
     const size_t n = std::min(utf8_sequence_length(static_cast<unsigned char>(word[i])), word.size() - i);
     std::string unit = word.substr(i, n);
-    if (i > 0) unit = options_.continuing_subword_prefix + unit;
+    if (i > 0 && !options_.continuing_subword_prefix.empty()) unit.insert(0, options_.continuing_subword_prefix);
     if (i + n == word.size()) unit += options_.end_of_word_suffix;
     const int id = token_id(unit);
     if (id >= 0) {
@@ -126,8 +119,9 @@ void BpeModel::tokenize(const std::string& word, std::vector<int>& ids) const {
     if (pos < 0) return;
     const int next = symbols[static_cast<size_t>(pos)].next;
     if (next < 0) return;
-    auto it = merges_.find(pair_key(symbols[static_cast<size_t>(pos)].id, symbols[static_cast<size_t>(next)].id));
-    if (it != merges_.end()) queue.push({it->second.rank, pos, it->second.id});
+    Merge joined;
+    if (const Merge* m = find_merge(symbols[static_cast<size_t>(pos)].id, symbols[static_cast<size_t>(next)].id, joined))
+      queue.push({m->rank, pos, m->id});
   };
   for (int pos = 0; pos + 1 < static_cast<int>(symbols.size()); ++pos) consider(pos);
   while (!queue.empty()) {
@@ -136,8 +130,9 @@ void BpeModel::tokenize(const std::string& word, std::vector<int>& ids) const {
     Symbol& left = symbols[static_cast<size_t>(top.pos)];
     if (left.id < 0 || left.next < 0) continue;
     Symbol& right = symbols[static_cast<size_t>(left.next)];
-    auto it = merges_.find(pair_key(left.id, right.id));
-    if (it == merges_.end() || it->second.id != top.id || it->second.rank != top.rank) continue;
+    Merge joined;
+    const Merge* m = find_merge(left.id, right.id, joined);
+    if (m == nullptr || m->id != top.id || m->rank != top.rank) continue;
     left.id = top.id;
     right.id = -1;
     left.next = right.next;

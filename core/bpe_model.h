@@ -1,7 +1,8 @@
 // Byte-pair encoding over a vocabulary and ranked merges, as Hugging Face's BPE model does it: a word starts as
 // its characters (or, for characters outside the vocabulary, the <0xNN> tokens of their bytes with
 // byte fallback, else the unknown token), then the adjacent pair of lowest merge rank is merged, leftmost
-// first, until no pair has a merge.
+// first, until no pair has a merge. With merge_by_joined_rank, a pair's rank is that of the token it joins
+// into (tiktoken's rule).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,9 @@ struct BpeOptions {
   bool fuse_unk = false;       // consecutive unknown characters give one unknown token
   bool byte_fallback = false;  // unknown characters as their bytes' <0xNN> tokens
   bool ignore_merges = false;  // a word that is itself in the vocabulary is that token
+  // tiktoken's rule instead of a merge list: two tokens merge when the token they join into is in the
+  // vocabulary, whose id is its rank.
+  bool merge_by_joined_rank = false;
   std::string continuing_subword_prefix, end_of_word_suffix;
 };
 
@@ -40,10 +44,6 @@ class BpeModel : public TokenModel {
   BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options);
   BpeModel(Vocab vocab, MergeTable merges, BpeOptions options);
 
-  // The merges of a rank-ordered vocabulary (tiktoken's): every way of cutting a token into two tokens of the
-  // vocabulary is a merge, of the token's rank.
-  static MergeTable merges_from_ranks(const Vocab& vocab);
-
   void tokenize(const std::string& word, std::vector<int>& ids) const override;
   int token_id(const std::string& token) const override;
   const std::string* token_of(int id) const override;
@@ -51,9 +51,11 @@ class BpeModel : public TokenModel {
 
  private:
   void index_tokens();
+  // The merge of two adjacent tokens, or null.
+  const Merge* find_merge(int left, int right, Merge& joined) const;
 
   Vocab vocab_;
-  std::vector<std::string> tokens_;  // by id; empty where no entry has the id
+  std::vector<const std::string*> tokens_;  // by id (keys of vocab_); null where no entry has the id
   MergeTable merges_;
   BpeOptions options_;
   int unk_id_ = -1;

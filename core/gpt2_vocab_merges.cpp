@@ -8,6 +8,7 @@
 #include "core/bpe_model.h"
 #include "core/errors.h"
 #include "core/pipeline_tokenizer.h"
+#include "core/token_model.h"
 #include "core/tokenizer_config.h"
 
 namespace peftlab {
@@ -34,8 +35,8 @@ BpeModel::Vocab read_vocab_json(const fs::path& path) {
   BpeModel::Vocab vocab;
   vocab.reserve(root.size());
   for (const auto& [token, id] : root.items()) {
-    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > 0x7fffffff)
-      input_error(path.string(), "the id of \"{}\" is not a non-negative integer", token);
+    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() >= kMaxTokenId)
+      input_error(path.string(), "the id of \"{}\" is not an integer from 0 to {}", token, kMaxTokenId - 1);
     vocab.emplace(token, id.get<int>());
   }
   return vocab;

@@ -211,8 +211,8 @@ std::unique_ptr<TokenModel> Reader::model(const json& m, const std::string& wher
   std::unordered_map<std::string, int> vocab;
   vocab.reserve(vocab_json.size());
   for (const auto& [token, id] : vocab_json.items()) {
-    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() > 0x7fffffff)
-      fail(where + ".vocab", fmt::format("the id of \"{}\" is not a non-negative integer", token));
+    if (!id.is_number_integer() || id.get<long long>() < 0 || id.get<long long>() >= kMaxTokenId)
+      fail(where + ".vocab", fmt::format("the id of \"{}\" is not an integer from 0 to {}", token, kMaxTokenId - 1));
     vocab.emplace(token, id.get<int>());
   }
   if (type == "BPE") {
@@ -271,7 +271,7 @@ std::vector<AddedToken> Reader::added_tokens(const json& list) const {
     const json& t = list[i];
     AddedToken token;
     token.id = optional_int(t, "id", where, -1);
-    if (token.id < 0) fail(where, "no non-negative \"id\"");
+    if (token.id < 0 || token.id >= kMaxTokenId) fail(where, fmt::format("\"id\" is not an integer from 0 to {}", kMaxTokenId - 1));
     token.content = string_field(t, "content", where);
     token.special = optional_bool(t, "special", where, false);
     token.single_word = optional_bool(t, "single_word", where, false);

@@ -8,6 +8,7 @@
 #include "core/byte_level.h"
 #include "core/errors.h"
 #include "core/pipeline_tokenizer.h"
+#include "core/token_model.h"
 #include "core/tokenizer_config.h"
 
 namespace peftlab {
@@ -64,7 +65,7 @@ bool parse_line(const std::string& line, std::string& token, long& rank) {
   if (number.size() > 9 || number.find_first_not_of("0123456789") != std::string::npos) return false;
   token = line.substr(0, space);
   rank = std::stol(number);
-  return true;
+  return rank < kMaxTokenId;
 }
 
 // Meta's special tokens of Llama 3, from id 128000 (after the 128000 ranks).
@@ -98,7 +99,7 @@ std::shared_ptr<Tokenizer> load_tiktoken(const fs::path& file, const TokenizerCo
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
     if (!parse_line(line, token, rank) || !decode_base64(token, bytes))
-      throw InputError(file.string(), "not \"<base64 token> <rank>\"", number);
+      throw InputError(file.string(), fmt::format("not \"<base64 token> <rank>\" with a rank below {}", kMaxTokenId), number);
     if (!vocab.emplace(bytes_to_byte_level(bytes), static_cast<int>(rank)).second)
       throw InputError(file.string(), "the same token twice", number);
   }
@@ -120,10 +121,10 @@ std::shared_ptr<Tokenizer> load_tiktoken(const fs::path& file, const TokenizerCo
       parts.added_tokens.push_back(special);
     }
   }
-  BpeModel::MergeTable merges = BpeModel::merges_from_ranks(vocab);
   BpeOptions options;
   options.ignore_merges = true;  // a piece that is itself a token is that token, as tiktoken encodes
-  parts.model = std::make_unique<BpeModel>(std::move(vocab), std::move(merges), options);
+  options.merge_by_joined_rank = true;
+  parts.model = std::make_unique<BpeModel>(std::move(vocab), BpeModel::MergeTable{}, options);
   std::vector<std::unique_ptr<PreTokenizer>> steps;
   steps.push_back(std::make_unique<RegexSplitPreTokenizer>(kLlama3Pattern, DelimiterBehavior::Isolated, false));
   steps.push_back(std::make_unique<ByteLevelPreTokenizer>(false, false));

@@ -6,6 +6,10 @@
 
 namespace peftlab {
 
+// Ids are below this bound (vocabularies have up to a few hundred thousand entries): an id read from a file
+// sizes tables, so a larger one is refused as malformed.
+constexpr int kMaxTokenId = 1 << 22;
+
 class TokenModel {
  public:
   virtual ~TokenModel() = default;

@@ -8,6 +8,7 @@
 
 #include "core/checksum.h"
 #include "core/errors.h"
+#include "core/token_model.h"
 #include "core/tokenizer.h"
 
 namespace peftlab {
@@ -66,9 +67,9 @@ TokenizerConfig read_tokenizer_config(const std::filesystem::path& path) {
       try {
         size_t used = 0;
         token.id = std::stoi(key, &used);
-        if (used != key.size() || token.id < 0) throw std::invalid_argument(key);
+        if (used != key.size() || token.id < 0 || token.id >= kMaxTokenId) throw std::invalid_argument(key);
       } catch (const std::exception&) {
-        input_error(file, "added_tokens_decoder key \"{}\" is not a token id", key);
+        input_error(file, "added_tokens_decoder key \"{}\" is not a token id from 0 to {}", key, kMaxTokenId - 1);
       }
       if (!value.is_object() || !value.contains("content") || !value["content"].is_string())
         input_error(file, "added token {} has no \"content\" string", key);

@@ -14,8 +14,8 @@ WordPieceModel::WordPieceModel(std::unordered_map<std::string, int> vocab, std::
     if (id < 0) throw std::invalid_argument("token '" + token + "' has a negative id");
     size = std::max(size, id + 1);
   }
-  tokens_.assign(static_cast<size_t>(size), std::string());
-  for (const auto& [token, id] : vocab_) tokens_[static_cast<size_t>(id)] = token;
+  tokens_.assign(static_cast<size_t>(size), nullptr);
+  for (const auto& [token, id] : vocab_) tokens_[static_cast<size_t>(id)] = &token;
   unk_id_ = token_id(unk_token);
   if (unk_id_ < 0) throw std::invalid_argument("the unknown token '" + unk_token + "' is not in the vocabulary");
 }
@@ -26,8 +26,7 @@ int WordPieceModel::token_id(const std::string& token) const {
 }
 
 const std::string* WordPieceModel::token_of(int id) const {
-  if (id < 0 || id >= size() || tokens_[static_cast<size_t>(id)].empty()) return nullptr;
-  return &tokens_[static_cast<size_t>(id)];
+  return id < 0 || id >= size() ? nullptr : tokens_[static_cast<size_t>(id)];
 }
 
 void WordPieceModel::tokenize(const std::string& word, std::vector<int>& ids) const {

@@ -25,7 +25,7 @@ class WordPieceModel : public TokenModel {
 
  private:
   std::unordered_map<std::string, int> vocab_;
-  std::vector<std::string> tokens_;
+  std::vector<const std::string*> tokens_;  // by id (keys of vocab_); null where no entry has the id
   std::string prefix_;
   int max_chars_;
   int unk_id_;

@@ -41,6 +41,9 @@
 
 #include "core/recorder.h"
 #endif
+#if defined(PEFTLAB_FUZZ_TOKENIZER) || defined(PEFTLAB_FUZZ_ALL_BODIES)
+#include "core/tokenizer.h"
+#endif
 
 namespace peftlab::fuzz {
 
@@ -367,6 +370,37 @@ inline Outcome run_file_body(const std::uint8_t* data, std::size_t size) {
     for (const char* parent : {"/eval", "/decomposition"})
       if (reader.exists(parent))
         for (const auto& child : reader.children(parent)) check_group(std::string(parent) + "/" + child);
+  });
+  return outcome;
+}
+
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// Hugging Face tokenizer.json
+#if defined(PEFTLAB_FUZZ_TOKENIZER) || defined(PEFTLAB_FUZZ_ALL_BODIES)
+
+// load_tokenizer on the input as tokenizer.json. An accepted tokenizer encodes a few texts (special-token
+// strings, bytes of every kind) into ids inside its vocabulary, each with a piece, which decode; its one-text
+// and pair templates give one type id per id.
+inline Outcome tokenizer_json_body(const std::uint8_t* data, std::size_t size) {
+  Outcome outcome;
+  const auto path = put_input(data, size, "tokenizer.json");
+  attempt(outcome, [&] {
+    auto tok = load_tokenizer(path);
+    const std::string texts[] = {"Hello world! It's 2024.", " <s>a</s> [CLS] <|endoftext|>", "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80\n\t  x", "", "\xFF\xFE"};
+    for (const auto& text : texts) {
+      const std::vector<int> ids = tok->encode(text, true, true);
+      for (int id : ids) {
+        require(id >= 0 && id < tok->vocab_size(), "an id outside the vocabulary");
+        (void)tok->piece(id);
+      }
+      (void)tok->decode(ids);
+      const Encoding single = tok->encode_with_specials(text);
+      require(single.ids.size() == single.type_ids.size(), "one-text template: ids and type ids differ in length");
+      const Encoding pair = tok->encode_pair(text, "b");
+      require(pair.ids.size() == pair.type_ids.size(), "pair template: ids and type ids differ in length");
+    }
   });
   return outcome;
 }

@@ -121,7 +121,7 @@ TEST_P(TokenizerOracle, DecodeGivesTheTextBack) {
   if (!c.lossless) {
     // Lower-casing and accent stripping lose text: the decoded words are the normalized ones.
     auto tok = load_tokenizer(tokenizer_data(c.tokenizer));
-    EXPECT_EQ(tok->decode(tok->encode("Héllo, World! It's CJK: 日本.")), "hello, world! it's cjk : 日 本.");
+    EXPECT_EQ(tok->decode(tok->encode("Héllo, World! It's CJK: 日本.")), "hello, world! it ' s cjk : 日 本.");
     return;
   }
   auto tok = load_tokenizer(tokenizer_data(c.tokenizer));

@@ -28,6 +28,7 @@ const Target kTargets[] = {
     {"fuzz_llama2c", fuzz::llama2c_body}, {"fuzz_spec", fuzz::spec_body}, {"fuzz_tsv", fuzz::tsv_body},
     {"fuzz_csv", fuzz::csv_body},         {"fuzz_json", fuzz::json_body}, {"fuzz_jsonl", fuzz::jsonl_body},
     {"fuzz_run_file", fuzz::run_file_body},
+    {"fuzz_tokenizer_json", fuzz::tokenizer_json_body},
 };
 
 const fs::path kFuzzDir = fs::path(PEFTLAB_SOURCE_DIR) / "fuzz";
