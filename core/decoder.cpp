@@ -212,8 +212,9 @@ void read_decoder_fields(const json& config, const std::string& source, DecoderC
   c.intermediate_size = size_field(config, "intermediate_size", c.intermediate_size, kMaxDimension, source);
   c.num_hidden_layers = size_field(config, "num_hidden_layers", c.num_hidden_layers, kMaxLayers, source);
   c.num_attention_heads = size_field(config, "num_attention_heads", c.num_attention_heads, kMaxDimension, source);
-  // transformers: num_key_value_heads defaults to num_attention_heads (multi-head attention).
-  c.num_key_value_heads = size_field(config, "num_key_value_heads", c.num_attention_heads, kMaxDimension, source);
+  // A family default of 0 means "as many as num_attention_heads" (LLaMA's None); Mistral and Qwen2 fix theirs.
+  const int64_t kv_default = c.num_key_value_heads > 0 ? c.num_key_value_heads : c.num_attention_heads;
+  c.num_key_value_heads = size_field(config, "num_key_value_heads", kv_default, kMaxDimension, source);
   c.head_dim = size_field(config, "head_dim", 0, kMaxDimension, source);
   c.vocab_size = size_field(config, "vocab_size", c.vocab_size, kMaxDimension, source);
   c.max_position_embeddings = size_field(config, "max_position_embeddings", c.max_position_embeddings, kMaxDimension, source);

@@ -14,7 +14,7 @@ LlamaConfig::LlamaConfig() {
   intermediate_size = 11008;
   num_hidden_layers = 32;
   num_attention_heads = 32;
-  num_key_value_heads = 32;
+  num_key_value_heads = 0;  // transformers' None: as many as num_attention_heads
   max_position_embeddings = 2048;
   rms_norm_eps = 1e-6;
   rope_theta = 10000.0;

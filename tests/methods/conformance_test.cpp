@@ -248,10 +248,14 @@ TEST_P(MethodConformance, MatchesFloat64ReferenceBuiltFromTheFormula) {
   const auto w0 = slot.layer->weight.clone();
   slot.layer->merge();
   EXPECT_LE(max_relative_difference(slot.layer->forward(x), expected_y), 1e-12);
-  if (bias.defined()) EXPECT_TRUE(torch::equal(slot.layer->bias, bias));
+  if (bias.defined()) {
+    EXPECT_TRUE(torch::equal(slot.layer->bias, bias));
+  }
   slot.layer->unmerge();
   EXPECT_TRUE(torch::equal(slot.layer->weight, w0));
-  if (bias.defined()) EXPECT_TRUE(torch::equal(slot.layer->bias, bias));
+  if (bias.defined()) {
+    EXPECT_TRUE(torch::equal(slot.layer->bias, bias));
+  }
 }
 
 // The cases whose adapter gradients are the true gradients of W': an adapter (not full fine-tuning) whose norms
