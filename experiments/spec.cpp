@@ -172,12 +172,13 @@ ModelInit read_init(Options& o) {
   return init;
 }
 
-// The tokenizer beside a model: in the folder for a Hugging Face layout, beside the file for llama2.c.
-// A path that is an existing folder, ends with '/', or has no extension is taken as a folder.
+// The tokenizer beside a model: a Hugging Face layout folder names itself (the tokenizer loader finds
+// tokenizer.json, tokenizer.model, vocab.json + merges.txt or vocab.txt in it); a llama2.c file has
+// tokenizer.model beside it. A path that is an existing folder, ends with '/', or has no extension is a folder.
 std::string default_tokenizer(const std::string& model_path) {
   fs::path p(model_path);
   bool folder = fs::is_directory(p) || model_path.back() == '/' || !p.has_extension();
-  return ((folder ? p : p.parent_path()) / "tokenizer.model").string();
+  return folder ? model_path : (p.parent_path() / "tokenizer.model").string();
 }
 
 }  // namespace

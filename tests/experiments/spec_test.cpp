@@ -420,7 +420,7 @@ TEST(Spec, ModelInitDefaultsAndTokenizerDefaults) {
     EXPECT_EQ(run.model.init->n_kv_heads, 8);
   }
   write_file(dir / "f.yaml", "model: {path: /models/llama-7b}\nmethods: [{name: full}]\ntasks: [{name: sst2}]\n");
-  EXPECT_EQ(load_runs(dir / "f.yaml").front().model.tokenizer, "/models/llama-7b/tokenizer.model");
+  EXPECT_EQ(load_runs(dir / "f.yaml").front().model.tokenizer, "/models/llama-7b");
   write_file(dir / "n.yaml",
              "model: {init: {dim: 8, n_layers: 1, n_heads: 2, vocab_size: 9}}\nmethods: [{name: full}]\ntasks: [{name: "
              "sst2}]\n");
@@ -533,7 +533,7 @@ TEST(Experiments, QuickstartAndPaperSpecsSayWhatTheDocsSay) {
       EXPECT_EQ(r.train.max_steps, 0);
       EXPECT_EQ(r.train.warmup_steps, 100);
       EXPECT_EQ(r.model.path, "/weights/llama-7b");
-      EXPECT_EQ(r.model.tokenizer, "/weights/llama-7b/tokenizer.model");
+      EXPECT_EQ(r.model.tokenizer, "/weights/llama-7b");
     }
     EXPECT_EQ(runs[0].method_name, "lora");
     EXPECT_EQ(runs[1].method_name, "dora");
