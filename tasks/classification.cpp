@@ -11,7 +11,8 @@ namespace peftlab {
 
 std::vector<int32_t> join_and_truncate(std::vector<std::vector<int32_t>> segments,
                                        const std::vector<int32_t>& separator, int32_t bos, int64_t max_len) {
-  const int64_t fixed = 1 + int64_t(separator.size()) * (int64_t(segments.size()) - 1);
+  // A tokenizer without BOS (Qwen2's) starts the sequence with the first segment.
+  const int64_t fixed = (bos >= 0 ? 1 : 0) + int64_t(separator.size()) * (int64_t(segments.size()) - 1);
   int64_t budget = std::max<int64_t>(max_len - fixed, 0);
   int64_t total = 0;
   for (const auto& s : segments) total += int64_t(s.size());
@@ -21,7 +22,8 @@ std::vector<int32_t> join_and_truncate(std::vector<std::vector<int32_t>> segment
     longest->pop_back();
     --total;
   }
-  std::vector<int32_t> ids{bos};
+  std::vector<int32_t> ids;
+  if (bos >= 0) ids.push_back(bos);
   for (size_t i = 0; i < segments.size(); ++i) {
     if (i > 0) ids.insert(ids.end(), separator.begin(), separator.end());
     ids.insert(ids.end(), segments[i].begin(), segments[i].end());

@@ -99,7 +99,8 @@ class LanguageModelTask : public Task {
 
   std::vector<TokenizedExample> tokenize(const std::string& split, const std::vector<Example>& examples,
                                          const Tokenizer& tokenizer) const override {
-    std::vector<int> stream{tokenizer.bos_id()};
+    std::vector<int> stream;
+    if (tokenizer.bos_id() >= 0) stream.push_back(tokenizer.bos_id());  // Qwen2's tokenizer has none
     for (const auto& e : examples) {
       std::vector<int> ids = tokenizer.encode(e.texts.at(0));
       stream.insert(stream.end(), ids.begin(), ids.end());
