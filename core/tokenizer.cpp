@@ -112,6 +112,7 @@ std::shared_ptr<Tokenizer> load_tokenizer(const fs::path& file_or_folder) {
     if (name == "vocab.json") return load_vocab_merges(file, file.parent_path() / "merges.txt", cfg);
     return load_hf_tokenizer_json(file, cfg);
   }
+  if (file.extension() == ".json") throw InputError(file.string(), "not a tokenizer file: expected a JSON object");
   if (file.extension() == ".txt") return load_bert_vocab(file, cfg);
   if (looks_like_tiktoken(head)) return load_tiktoken(file, cfg);
   return std::make_shared<SentencePieceTokenizer>(file, cfg);
