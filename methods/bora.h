@@ -1,6 +1,6 @@
 // BoRA (Wang et al., 2024): DoRA's row magnitude plus a column magnitude, W' = diag(m_out / row) V
 // diag(m_in / col) with V = W0 + s B A; m_out and m_in start at W0's row and column norms. The two
-// normalisations are applied in the order `order` names (DESIGN.md); the forward scales the input by
+// normalisations are applied in the order `order` names (docs/methods.md); the forward scales the input by
 // m_in / col and the output by m_out / row around the frozen matmul and the low-rank path.
 #pragma once
 

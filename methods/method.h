@@ -71,7 +71,7 @@ class Method {
   // The adapter for one planned slot; A drawn from `generator`.
   virtual std::shared_ptr<Adapter> make_adapter(const SlotPlan& plan, const torch::Tensor& base_weight,
                                                 torch::Generator generator) const = 0;
-  // Trainable parameters the adapter adds to an (out, in) weight at rank r (DESIGN.md's formulas).
+  // Trainable parameters the adapter adds to an (out, in) weight at rank r (docs/methods.md's formulas).
   virtual int64_t adapter_parameter_count(int64_t in_features, int64_t out_features, int64_t rank) const = 0;
   // The options as a mapping that make_method reads back to an identical method (stored with exports).
   virtual nlohmann::json to_json() const;

@@ -1,5 +1,5 @@
 // One conformance suite for every registered method (and the variants below): identity at init, merged ==
-// unmerged after perturbation, gradients only where they belong, parameter counts by DESIGN.md's formulas,
+// unmerged after perturbation, gradients only where they belong, parameter counts by docs/methods.md's formulas,
 // BoRA's norm invariant, a float64 reference built from the formulas, and finite-difference gradients when
 // the norms are not detached. A new method gets all of this by being registered.
 #include <gtest/gtest.h>
@@ -64,12 +64,12 @@ Backbone biased_model() {
       ->build();
 }
 
-// DESIGN.md's trainable-parameter formulas, written out independently of the methods' own.
+// docs/methods.md's trainable-parameter formulas, written out independently of the methods' own.
 int64_t design_formula(const std::string& method, int64_t in, int64_t out, int64_t r) {
   if (method == "lora") return r * (in + out);
   if (method == "dora") return r * (in + out) + out;
   if (method == "bora") return r * (in + out) + out + in;
-  ADD_FAILURE() << "no DESIGN.md formula in the test for method " << method;
+  ADD_FAILURE() << "no docs/methods.md formula in the test for method " << method;
   return -1;
 }
 

@@ -1,4 +1,4 @@
-// Shared helpers of the methods tests: an independent float64 reference of DESIGN.md's formulas (built
+// Shared helpers of the methods tests: an independent float64 reference of docs/methods.md's formulas (built
 // explicitly, step by step, without methods/lora.h, dora.h, bora.h), and random perturbation of adapter parameters.
 #pragma once
 
@@ -9,7 +9,7 @@
 
 namespace peftlab::testing {
 
-// W' from DESIGN.md "The methods, exactly", computed in float64 by building every intermediate matrix.
+// W' from docs/methods.md, computed in float64 by building every intermediate matrix.
 // method: "lora", "dora", "bora_out_first", "bora_in_first". m_out/m_in may be undefined where unused;
 // A/B undefined means rank 0.
 inline torch::Tensor reference_merged_weight(const std::string& method, const torch::Tensor& W0, const torch::Tensor& A,
