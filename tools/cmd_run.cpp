@@ -18,6 +18,7 @@
 #include "core/subprocess.h"
 #include "experiments/run_checks.h"
 #include "experiments/runner.h"
+#include "experiments/smoke_profile.h"
 #include "experiments/sweep.h"
 #include "tools/cli.h"
 
@@ -31,7 +32,7 @@ struct RunArgs {
   std::vector<std::string> overrides;
   std::string out;
   int jobs = 1, nproc = 1;
-  bool resume = false, force = false, no_table = false;
+  bool resume = false, force = false, no_table = false, smoke = false;
   std::string shard;
   std::vector<std::string> only;  // run ids (used by --jobs for its child processes)
 };
@@ -160,7 +161,15 @@ std::function<int()> setup_run(CLI::App& cmd) {
   cmd.add_option("--shard", args->shard, "i/n: only the i-th of n slices of the sweep (Slurm array jobs)");
   cmd.add_option("--only", args->only, "Only the run with this id (repeatable)");
   cmd.add_flag("--no-table", args->no_table, "Do not print the comparison table at the end");
+  cmd.add_flag("--smoke", args->smoke,
+               "The smoke profile: stories260K, two steps, one example per split, one seed (docs/spec.md)");
   return [args] {
+    if (args->smoke) {  // the profile's --sets first, the command line's own win; children get them all
+      auto overrides = smoke_overrides(args->spec);
+      overrides.insert(overrides.end(), args->overrides.begin(), args->overrides.end());
+      args->overrides = overrides;
+      args->smoke = false;
+    }
     auto runs = selected_runs(*args);
     check_runs(runs);  // what validate checks, before any run starts
     std::vector<RunSpec> pending;

@@ -1,0 +1,17 @@
+// The smoke profile: `peftlab run SPEC --smoke` (and `validate --smoke`) runs any spec in seconds on the CPU,
+// with the real stories260K model in place of the spec's model, two optimizer steps and an evaluation on one
+// example per split, one seed, every run kind (task x method x sweep value) kept. It proves that a spec can
+// run end to end (splits, task options, methods, sweeps) without the hardware or the time the spec asks for.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace peftlab {
+
+// `--set` overrides, applied before the command line's own `--set`s (which win). Runs go to
+// runs/smoke/<spec file stem> unless --out or a later `--set output.dir=...` says otherwise.
+std::vector<std::string> smoke_overrides(const std::filesystem::path& spec);
+
+}  // namespace peftlab
