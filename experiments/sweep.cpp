@@ -18,7 +18,8 @@ namespace {
 
 // A method or task entry with the values of its own sweep axes applied.
 struct Variant {
-  YAML::Node node;   // name + options, label removed
+  YAML::Node node;   // name + options, label (and a method's train) removed
+  YAML::Node train;  // a method entry's own train settings (null: none)
   YAML::Node entry;  // the entry as written (for error locations)
   std::string label;
   bool explicit_label = false;
@@ -77,10 +78,12 @@ YAML::Node with_value(const SourceMap& sources, const SweepAxis& axis, const YAM
   return copy;
 }
 
-YAML::Node without_label(const YAML::Node& entry) {
+// The entry without the keys the spec itself reads (label, and a method's train), which the registries
+// never see.
+YAML::Node registry_options(const YAML::Node& entry) {
   YAML::Node copy(YAML::NodeType::Map);
   for (const auto& e : entry)
-    if (e.first.Scalar() != "label") copy.force_insert(e.first, e.second);
+    if (e.first.Scalar() != "label" && e.first.Scalar() != "train") copy.force_insert(e.first, e.second);
   return copy;
 }
 
@@ -127,6 +130,11 @@ void disambiguate(const SourceMap& sources, std::vector<Variant>& variants, cons
         options[m][e.first.Scalar()] = value_text(e.second);
         keys.insert(e.first.Scalar());
       }
+      if (variants[members[m]].train.IsMap())  // a method's own train settings tell entries apart too
+        for (const auto& e : variants[members[m]].train) {
+          options[m][e.first.Scalar()] = value_text(e.second);
+          keys.insert(e.first.Scalar());
+        }
     }
     std::vector<std::string> suffixes(members.size());
     for (const auto& key : keys) {
@@ -166,7 +174,12 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
     for (const auto& assignment : combinations(applicable)) {
       Variant v;
       v.entry = entry;
-      v.node = without_label(entry);
+      v.node = registry_options(entry);
+      if (is_method) v.train = lookup(entry, "train");
+      if (v.train && !v.train.IsNull() && !v.train.IsMap())
+        sources.fail(v.train, "a method's train: is a mapping of train settings, e.g. {lr: 3.0e-4}");
+      if (!is_method && lookup(entry, "train"))
+        sources.fail(lookup(entry, "train"), "train: belongs to method entries (a method's own train settings)");
       for (const auto& [axis, value] : assignment) v.node = with_value(sources, *axis, v.node, 1, value);
       v.assigned = assignment;
       YAML::Node label = lookup(entry, "label");
@@ -238,9 +251,29 @@ struct Sections {
   RecordConfig record;
 };
 
-Sections read_sections(const Spec& spec, const Assignment& assignment) {
-  std::map<std::string, YAML::Node> nodes = {
-      {"model", spec.model}, {"train", spec.train}, {"eval", spec.eval}, {"record", spec.record}};
+// The train section with a method entry's own settings written over it, key by key; a key the sweep also
+// sets would be ambiguous and is an error at the method's line.
+YAML::Node train_for_method(const Spec& spec, const Variant& method, const Assignment& assignment) {
+  if (!method.train || method.train.IsNull()) return spec.train;
+  YAML::Node merged(YAML::NodeType::Map);
+  if (spec.train && spec.train.IsMap())
+    for (const auto& e : spec.train)
+      if (!method.train[e.first.Scalar()]) merged.force_insert(e.first, e.second);
+  for (const auto& e : method.train) {
+    for (const auto& [axis, value] : assignment)
+      if (axis->key == "train." + e.first.Scalar())
+        spec.sources->fail(e.first, fmt::format("train.{} is set by this method entry and swept by sweep: {}; "
+                                                "keep one", e.first.Scalar(), axis->key));
+    merged.force_insert(e.first, e.second);
+  }
+  return merged;
+}
+
+Sections read_sections(const Spec& spec, const Variant& method, const Assignment& assignment) {
+  std::map<std::string, YAML::Node> nodes = {{"model", spec.model},
+                                             {"train", train_for_method(spec, method, assignment)},
+                                             {"eval", spec.eval},
+                                             {"record", spec.record}};
   for (const auto& [axis, value] : assignment) {
     YAML::Node& section = nodes[axis->path[0].Scalar()];
     section = with_value(*spec.sources, *axis, section, 1, value);
@@ -264,13 +297,15 @@ std::vector<RunSpec> expand(const Spec& spec) {
   for (const auto& t : tasks) run_validator(sources, "task", t.node);
 
   std::vector<Assignment> other = combinations(other_axes);
-  std::vector<Sections> sections;
-  for (const auto& assignment : other) sections.push_back(read_sections(spec, assignment));
+  std::vector<std::vector<Sections>> sections(methods.size());  // [method][assignment]
+  for (size_t m = 0; m < methods.size(); ++m)
+    for (const auto& assignment : other) sections[m].push_back(read_sections(spec, methods[m], assignment));
 
   std::vector<RunSpec> runs;
   std::set<std::string> ids;
   for (const auto& task : tasks) {
-    for (const auto& method : methods) {
+    for (size_t m = 0; m < methods.size(); ++m) {
+      const Variant& method = methods[m];
       for (size_t c = 0; c < other.size(); ++c) {
         for (int64_t seed : spec.seeds) {
           RunSpec run;
@@ -281,10 +316,10 @@ std::vector<RunSpec> expand(const Spec& spec) {
           run.task_label = task.label;
           run.method = method.node;
           run.task = task.node;
-          run.model = sections[c].model;
-          run.train = sections[c].train;
-          run.eval = sections[c].eval;
-          run.record = sections[c].record;
+          run.model = sections[m][c].model;
+          run.train = sections[m][c].train;
+          run.eval = sections[m][c].eval;
+          run.record = sections[m][c].record;
           run.seed = seed;
           const Assignment* assigned_parts[] = {&task.assigned, &method.assigned, &other[c]};
           for (const Assignment* assigned : assigned_parts)

@@ -186,6 +186,10 @@ std::vector<fs::path> CommonsenseTask::files(const std::string& split) const {
 std::vector<Example> CommonsenseTask::load(const std::string& split) const {
   std::vector<Example> out;
   for (const auto& path : files(split)) {
+    if (split == "train" && !fs::exists(path))
+      throw InputError(path.string(),
+                       "no such file (the training sets of this task are LLM-Adapters' JSON files; its 170k-record "
+                       "mix is ft-training_set/commonsense_170k.json in the LLM-Adapters repository: docs/tasks.md)");
     JsonRecords records = read_json_array(path);
     for (size_t i = 0; i < records.size(); ++i) {
       Example e;

@@ -1,7 +1,9 @@
 // Every bundled spec runs: experiments/*.yaml and experiments/paper/*.yaml under the smoke profile
 // (`peftlab run SPEC --smoke`: the real stories260K in place of the spec's model, two optimizer steps, one
 // example per split, every run kind). A spec that names a split its task lacks, a task option its task does
-// not know or a method setting that cannot run fails here, not on a user's GPU.
+// not know or a method setting that cannot run fails here, not on a user's GPU. The paper specs train on
+// LLM-Adapters' commonsense_170k.json, which this data root lacks: the runs see a data root that is the real
+// one plus a 16-record file of that name, in the same record layout, cut from two real train sets.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +13,12 @@
 #include <string>
 #include <vector>
 
+#include <cstdlib>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/data_root.h"
 #include "core/recorder.h"
 #include "tests/test_support.h"
 
@@ -43,10 +51,47 @@ std::vector<std::string> listed_runs(const std::string& spec) {
   return ids;
 }
 
+// The real data root seen through symbolic links, with commonsense/commonsense_170k.json (or, with
+// `with_mix` false, surely without it); PEFTLAB_DATA points at it while the object lives.
+class DataRootWith170k {
+ public:
+  explicit DataRootWith170k(bool with_mix = true) {
+    const fs::path real = data_root();
+    const fs::path root = dir_ / "data";
+    fs::create_directories(root / "commonsense");
+    for (const auto& entry : fs::directory_iterator(real))
+      if (entry.path().filename() != "commonsense") fs::create_directory_symlink(entry.path(), root / entry.path().filename());
+    for (const auto& entry : fs::directory_iterator(real / "commonsense"))
+      if (entry.path().filename() != "commonsense_170k.json")
+        fs::create_symlink(entry.path(), root / "commonsense" / entry.path().filename());
+    nlohmann::json mix = nlohmann::json::array();
+    for (const char* set : {"ARC-Easy", "boolq"}) {
+      std::ifstream in(real / "commonsense" / set / "train.json");
+      const auto records = nlohmann::json::parse(in);
+      for (size_t i = 0; i < 8; ++i) mix.push_back(records.at(i));
+    }
+    if (with_mix) testing::write_file(root / "commonsense" / "commonsense_170k.json", mix.dump(2));
+    const char* previous = std::getenv("PEFTLAB_DATA");
+    if (previous) previous_ = previous;
+    had_previous_ = previous != nullptr;
+    setenv("PEFTLAB_DATA", root.c_str(), 1);
+  }
+  ~DataRootWith170k() {
+    if (had_previous_) setenv("PEFTLAB_DATA", previous_.c_str(), 1);
+    else unsetenv("PEFTLAB_DATA");
+  }
+
+ private:
+  testing::TempDir dir_;
+  std::string previous_;
+  bool had_previous_ = false;
+};
+
 class BundledSpec : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BundledSpec, RunsUnderTheSmokeProfile) {
   const std::string spec = (kExperiments / GetParam()).string();
+  DataRootWith170k data;
   const auto ids = listed_runs(spec);
   ASSERT_FALSE(ids.empty()) << spec;
   testing::TempDir out;
@@ -81,11 +126,25 @@ TEST(BundledSpecSmoke, ABrokenSplitNameFails) {
   ASSERT_NE(at, std::string::npos) << "the spec's eval.splits line moved; update this test";
   text.replace(at, text.find(']', at) + 1 - at, "splits: [test]");
   testing::write_file(dir / "paper" / "broken.yaml", text);
+  DataRootWith170k data;
   auto result = testing::run_cli({"--threads", "1", "-q", "run", (dir / "paper" / "broken.yaml").string(), "--smoke",
                                   "--out", (dir / "runs").string()});
   EXPECT_EQ(result.status, 2) << result.output;
   EXPECT_NE(result.output.find("test"), std::string::npos) << result.output;
   EXPECT_FALSE(fs::exists(dir / "runs" / "commonsense")) << "no run may start";
+}
+
+// The paper specs' training file is named in one clear line when the data root lacks it.
+TEST(BundledSpecSmoke, AMissingTrainingMixIsNamed) {
+  DataRootWith170k data(false);
+  testing::TempDir out;
+  auto result = testing::run_cli({"--threads", "1", "-q", "run",
+                                  (kExperiments / "paper" / "dora_llama7b_commonsense_r32.yaml").string(), "--smoke",
+                                  "--only", "commonsense/lora-r32/seed0", "--out", out.path().string()});
+  EXPECT_EQ(result.status, 2) << result.output;
+  EXPECT_NE(result.output.find("commonsense/commonsense_170k.json: no such file"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("ft-training_set/commonsense_170k.json"), std::string::npos) << result.output;
+  EXPECT_FALSE(fs::exists(out / "commonsense/lora-r32/seed0/run.h5")) << "a run that could not start left a run file";
 }
 
 }  // namespace

@@ -1,0 +1,95 @@
+// A method entry's own `train:` settings: written over the spec's train section for that method's runs only,
+// told apart in run ids, and an error where a sweep sets the same key.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "core/errors.h"
+#include "experiments/spec.h"
+#include "experiments/sweep.h"
+
+namespace peftlab {
+namespace {
+
+const RunSpec& run_with_id(const std::vector<RunSpec>& runs, const std::string& id) {
+  auto it = std::find_if(runs.begin(), runs.end(), [&](const RunSpec& r) { return r.id == id; });
+  if (it == runs.end()) throw std::runtime_error("no run " + id);
+  return *it;
+}
+
+TEST(MethodTrain, OverridesTheSpecsTrainForThatMethodOnly) {
+  const std::string text = R"(name: t
+model: {path: /models/m.bin, tokenizer: /models/tok.model}
+methods:
+  - {name: full, train: {lr: 5.0e-5, weight_decay: 0.1}}
+  - {name: lora, rank: 8, alpha: 16}
+tasks:
+  - name: sst2
+train: {lr: 2.0e-3, batch_size: 4, max_steps: 10}
+)";
+  auto runs = expand_spec(load_spec_text(text, "s.yaml"));
+  ASSERT_EQ(runs.size(), 2u);
+  const RunSpec& full = run_with_id(runs, "sst2/full/seed0");
+  const RunSpec& lora = run_with_id(runs, "sst2/lora-r8/seed0");
+  EXPECT_DOUBLE_EQ(full.train.lr, 5.0e-5);
+  EXPECT_DOUBLE_EQ(full.train.weight_decay, 0.1);
+  EXPECT_EQ(full.train.batch_size, 4);  // the spec's other keys still hold
+  EXPECT_DOUBLE_EQ(lora.train.lr, 2.0e-3);
+  EXPECT_DOUBLE_EQ(lora.train.weight_decay, 0.0);
+  EXPECT_FALSE(full.method["train"]) << "train: is the spec's, never the registry's";
+  EXPECT_NE(full.resolved_yaml.find("lr: 5e-05"), std::string::npos) << full.resolved_yaml;
+}
+
+TEST(MethodTrain, EntriesThatDifferOnlyInTrainGetDistinctIds) {
+  const std::string text = R"(name: t
+model: {path: /models/m.bin, tokenizer: /models/tok.model}
+methods:
+  - {name: lora, rank: 8, train: {lr: 1.0e-3}}
+  - {name: lora, rank: 8, train: {lr: 3.0e-4}}
+tasks:
+  - name: sst2
+train: {max_steps: 10}
+)";
+  auto runs = expand_spec(load_spec_text(text, "s.yaml"));
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_DOUBLE_EQ(run_with_id(runs, "sst2/lora-r8-lr=1.0e-3/seed0").train.lr, 1.0e-3);
+  EXPECT_DOUBLE_EQ(run_with_id(runs, "sst2/lora-r8-lr=3.0e-4/seed0").train.lr, 3.0e-4);
+}
+
+TEST(MethodTrain, ErrorsNameTheirLine) {
+  const std::string base = R"(name: t
+model: {path: /models/m.bin, tokenizer: /models/tok.model}
+methods:
+  - {name: lora, rank: 8,
+     train: {lr: 1.0e-3}}
+tasks:
+  - name: sst2
+train: {max_steps: 10}
+)";
+  auto message = [](const std::string& text) {
+    try {
+      expand_spec(load_spec_text(text, "s.yaml"));
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  // A swept key that a method entry also sets: ambiguous.
+  EXPECT_EQ(message(base + "sweep: {train.lr: [1.0e-3, 1.0e-4]}\n"),
+            "s.yaml:5: train.lr is set by this method entry and swept by sweep: train.lr; keep one");
+  // Not a mapping.
+  std::string scalar = base;
+  scalar.replace(scalar.find("{lr: 1.0e-3}"), 12, "0.1");
+  EXPECT_EQ(message(scalar), "s.yaml:5: a method's train: is a mapping of train settings, e.g. {lr: 3.0e-4}");
+  // An unknown train key is reported like one in the train section.
+  std::string unknown = base;
+  unknown.replace(unknown.find("lr: 1.0e-3"), 10, "lrr: 1.0e-3");
+  EXPECT_NE(message(unknown).find("s.yaml:5:"), std::string::npos) << message(unknown);
+  EXPECT_NE(message(unknown).find("lrr"), std::string::npos) << message(unknown);
+}
+
+}  // namespace
+}  // namespace peftlab
