@@ -272,3 +272,102 @@ TEST(TaskFileRuns, TasksVerbListsEveryTaskWithItsSource) {
 
 }  // namespace
 }  // namespace peftlab
+
+namespace peftlab {
+namespace {
+
+// One record per lm-evaluation-harness set, in its Hugging Face layout, with the context and choices the
+// harness's templates make of it, written out by hand from those templates (arc_easy / arc_challenge:
+// "Question: {{question}}\nAnswer:"; openbookqa: the question stem; piqa: "Question: {{goal}}\nAnswer:";
+// social_iqa: "Q: {{context}} {{question}}\nA:"; boolq: "{{passage}}\nQuestion: {{question}}?\nAnswer:").
+struct HarnessCase {
+  const char* task;
+  const char* folder;
+  std::string record;
+  std::string context;
+  std::vector<std::string> choices;
+  int64_t gold;
+};
+
+std::vector<HarnessCase> harness_cases() {
+  const std::string arc = R"({"id": "q1", "question": "Which of these is a gas?", "choices": {"text": ["ice", "steam", "rock"], "label": ["A", "B", "C"]}, "answerKey": "B"})";
+  return {
+      {"lmeval_arc_easy", "arc_easy", arc, "Question: Which of these is a gas?\nAnswer:", {"ice", "steam", "rock"}, 1},
+      {"lmeval_arc_challenge", "arc_challenge", arc, "Question: Which of these is a gas?\nAnswer:",
+       {"ice", "steam", "rock"}, 1},
+      {"lmeval_openbookqa", "openbookqa",
+       R"({"id": "7", "question_stem": "The sun is", "choices": {"text": ["cold", "a star", "wet", "small"], "label": ["A", "B", "C", "D"]}, "answerKey": "B"})",
+       "The sun is", {"cold", "a star", "wet", "small"}, 1},
+      {"lmeval_piqa", "piqa", R"({"goal": "Dry wet hands", "sol1": "Use a towel.", "sol2": "Use water.", "label": 0})",
+       "Question: Dry wet hands\nAnswer:", {"Use a towel.", "Use water."}, 0},
+      {"lmeval_social_iqa", "social_iqa",
+       R"({"context": "Tom gave Ann a gift.", "question": "How would Ann feel?", "answerA": "happy", "answerB": "angry", "answerC": "bored", "label": "1"})",
+       "Q: Tom gave Ann a gift. How would Ann feel?\nA:", {"happy", "angry", "bored"}, 0},
+      {"lmeval_boolq", "boolq",
+       R"({"question": "is the sky blue", "passage": "The sky is blue on a clear day.", "idx": 0, "label": 1})",
+       "The sky is blue on a clear day.\nQuestion: is the sky blue?\nAnswer:", {"no", "yes"}, 1},
+  };
+}
+
+void write_harness_data(const fs::path& root) {
+  for (const auto& c : harness_cases())
+    for (const char* split : {"train", "validation", "test"}) {
+      std::string lines;
+      for (int i = 0; i < 8; ++i) lines += c.record + "\n";
+      write_file(root / c.folder / (std::string(split) + ".jsonl"), lines);
+    }
+}
+
+TEST(HarnessTasks, PromptsAndContinuationsAreTheHarnesssStrings) {
+  TempDir dir;
+  write_harness_data(dir.path());
+  LoadedModel loaded = load_model_and_tokenizer(testing::stories260k_bin(), testing::stories260k_tokenizer());
+  const Tokenizer& tokenizer = *loaded.tokenizer;
+  for (const auto& c : harness_cases()) {
+    auto task = make_task_from_yaml(std::string("{name: ") + c.task + ", data_dir: '" + (dir / c.folder).string() + "'}");
+    EXPECT_EQ(task_source(c.task), std::string("tasks/") + c.task + ".yaml");
+    const std::string split = task->eval_splits().at(0);
+    auto examples = task->load(split);
+    ASSERT_EQ(examples.size(), 8u) << c.task;
+    EXPECT_EQ(examples[0].instruction, c.context) << c.task;
+    EXPECT_EQ(examples[0].texts, c.choices) << c.task;
+    EXPECT_EQ(examples[0].label, c.gold) << c.task;
+    // Each candidate: BOS, the context's tokens, then the tokens of context + " " + choice after them.
+    auto candidates = dynamic_cast<const TextAnswerTask&>(*task).candidates(examples[0], tokenizer);
+    ASSERT_EQ(candidates.size(), c.choices.size()) << c.task;
+    const std::vector<int> context = tokenizer.encode(c.context);
+    for (size_t i = 0; i < c.choices.size(); ++i) {
+      const std::vector<int> whole = tokenizer.encode(c.context + " " + c.choices[i]);
+      std::vector<int32_t> expected = {int32_t(tokenizer.bos_id())};
+      expected.insert(expected.end(), context.begin(), context.end());
+      expected.insert(expected.end(), whole.begin() + long(context.size()), whole.end());
+      EXPECT_EQ(candidates[i].input_ids, expected) << c.task << " choice " << i;
+      EXPECT_EQ(candidates[i].continuation_start, int64_t(context.size()) + 1) << c.task;
+    }
+  }
+}
+
+TEST(HarnessTasks, EachTrainsAndEvaluatesOnStories260K) {
+  TempDir dir;
+  write_harness_data(dir / "data");
+  std::string tasks;
+  for (const auto& c : harness_cases())
+    tasks += std::string("  - {name: ") + c.task + ", data_dir: '" + (dir / "data" / c.folder).string() + "'}\n";
+  write_file(dir / "h.yaml", "name: h\n" + model_line() + "methods: [{name: lora, rank: 4, alpha: 8}]\ntasks:\n" +
+                                 tasks + "train: {lr: 0.005, batch_size: 4, max_steps: 2}\neval: {batch_size: 8}\n");
+  auto run = run_cli({"--threads", "2", "-q", "run", (dir / "h.yaml").string(), "--out", (dir / "o").string(),
+                      "--no-table"});
+  ASSERT_EQ(run.status, 0) << run.output;
+  for (const auto& c : harness_cases()) {
+    RunFileReader r((dir / "o" / c.task / "lora-r4" / "seed0" / "run.h5").string());
+    EXPECT_EQ(r.status(), "completed") << c.task;
+    const std::string split = r.attribute_string("headline_split");
+    auto metrics = r.final_metrics(split);
+    ASSERT_TRUE(metrics.count("acc") && metrics.count("acc_norm")) << c.task;
+    // Eight copies of one record: every pick is the same, so accuracy is 0 or 1.
+    EXPECT_TRUE(metrics.at("acc") == 0.0 || metrics.at("acc") == 1.0) << c.task << " " << metrics.at("acc");
+  }
+}
+
+}  // namespace
+}  // namespace peftlab

@@ -20,7 +20,8 @@ using testing::write_file;
 
 // A task from a task file written into `dir` (spec entry options in `entry`, YAML).
 std::unique_ptr<Task> task_from(const fs::path& file, const std::string& entry = "{}") {
-  return make_task_from_yaml("{file: '" + file.string() + "', " + entry.substr(1));
+  const std::string rest = entry.substr(1, entry.size() - 2);
+  return make_task_from_yaml("{file: '" + file.string() + "'" + (rest.empty() ? "" : ", " + rest) + "}");
 }
 
 TEST(TaskTemplate, RendersFieldsNestedPathsAndLiterals) {
