@@ -29,7 +29,6 @@ except ImportError:  # pragma: no cover - depends on the machine
     sys.exit(2)
 
 RUN_FILE = "run.h5"
-LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae", "rmse")
 SPLIT_PREFERENCE = ("dev", "validation", "test")
 
 
@@ -107,6 +106,14 @@ class Run:
         self.task = self.attr("task", "?")
         self.seed = self.attr("seed", None)
         self.metric = self.attr("headline_metric", "")
+        # Whether higher or lower is better, per metric, as the task declared it ({"perplexity": "lower"}).
+        try:
+            self.directions = json.loads(self.attr("metric_directions", "{}"))
+        except ValueError as e:
+            raise InputError(path, f"attribute metric_directions is not JSON: {e}")
+        if not isinstance(self.directions, dict) or \
+                any(v not in ("higher", "lower") for v in self.directions.values()):
+            raise InputError(path, "attribute metric_directions: expected {metric: \"higher\" | \"lower\"}")
 
     def attr(self, key, default):
         value = self.attrs.get(key, default)
@@ -205,10 +212,6 @@ def parse_metric_overrides(items):
     return overrides
 
 
-def lower_is_better(metric):
-    return any(word in metric.lower() for word in LOWER_IS_BETTER)
-
-
 # Rows, panels and lines follow the papers' order: the full fine-tuning baseline, then LoRA and its
 # decompositions; other methods after them. Labels of one method sort naturally (r=4 before r=16).
 METHOD_ORDER = ("full", "lora", "dora", "bora")
@@ -251,6 +254,7 @@ class Table:
     def __init__(self, runs, overrides, split=None):
         self.tasks = sorted({r.task for r in runs})
         self.metric = {t: overrides.get(t) or self._common_metric(runs, t) for t in self.tasks}
+        self.direction = {t: self._common_direction(runs, t, self.metric[t]) for t in self.tasks}
         self.excluded = []  # (run, why)
         values = defaultdict(list)  # (label, task) -> values
         shares = defaultdict(list)
@@ -283,17 +287,28 @@ class Table:
                                    f"choose one with --metric {task}=NAME")
         return names[0] if names else ""
 
+    @staticmethod
+    def _common_direction(runs, task, metric):
+        """"higher" or "lower" as the runs recorded it for the metric; None when none did (no best is marked)."""
+        found = sorted({r.directions[metric] for r in runs if r.task == task and metric in r.directions})
+        if len(found) > 1:
+            raise InputError(task, f"runs disagree on whether higher or lower {metric} is better")
+        return found[0] if found else None
+
     def _mark_best(self):
         for task in self.tasks:
             cells = [self.cells[(l, task)] for l in self.rows if self.cells[(l, task)].mean is not None]
-            if cells:
-                pick = min if lower_is_better(self.metric[task]) else max
+            if cells and self.direction[task]:
+                pick = min if self.direction[task] == "lower" else max
                 best = pick(c.mean for c in cells)
                 for c in cells:
                     c.best = c.mean == best
         avgs = [a for a in self.avg.values() if a is not None]
-        all_lower = all(lower_is_better(self.metric[t]) for t in self.tasks)
-        self.best_avg = (min if all_lower else max)(avgs) if avgs else None
+        # An average is ranked only when every column agrees on the direction.
+        directions = {self.direction[t] for t in self.tasks}
+        self.best_avg = None
+        if avgs and len(directions) == 1 and None not in directions:
+            self.best_avg = (min if directions == {"lower"} else max)(avgs)
 
     # -- formatting
 

@@ -1,6 +1,7 @@
 #include "experiments/evaluation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "core/generate.h"
@@ -11,8 +12,10 @@ namespace peftlab {
 namespace {
 
 bool is_labelled(const EvalSplit& data) {
+  // Regression examples carry their target in Example::target (NaN when unlabelled).
   return std::any_of(data.tokenized.begin(), data.tokenized.end(),
-                     [](const TokenizedExample& e) { return e.class_label >= 0 || !e.labels.empty(); });
+                     [](const TokenizedExample& e) { return e.class_label >= 0 || !e.labels.empty(); }) ||
+         std::any_of(data.examples.begin(), data.examples.end(), [](const Example& e) { return !std::isnan(e.target); });
 }
 
 // Per-example values from the model's batched predict() (class, value or summed NLL).
@@ -53,21 +56,32 @@ std::vector<double> generated_answers(TaskModelImpl& model, const TextAnswerTask
       greedy.stop_ids = stop_ids;
       reply = generate(*model.backbone, prompt, greedy);
     }
+    const Example& raw = data.examples.at(size_t(example.example_index));
+    if (answers.decodes_reply_alone()) {
+      out.push_back(answers.prediction_from_reply(raw, tokenizer.decode(reply)));
+      continue;
+    }
     // As LLM-Adapters: decode prompt and reply together, keep the text after the last response marker.
     std::vector<int> all = prompt;
     all.insert(all.end(), reply.begin(), reply.end());
-    const Example& raw = data.examples.at(size_t(example.example_index));
     out.push_back(answers.prediction_from_reply(raw, answers.reply_of(tokenizer.decode(all))));
   }
   return out;
 }
 
+// The log-likelihood protocol's picks: by summed log-probability, and by log-probability per character of the
+// answer (lm-evaluation-harness' acc_norm; the summed pick where a candidate has no characters).
+struct LoglikPicks {
+  std::vector<double> by_sum, by_char;
+};
+
 // loglik: the candidate whose continuation has the highest summed log-probability (the first on ties).
-std::vector<double> loglik_answers(TaskModelImpl& model, const TextAnswerTask& answers, const EvalSplit& data,
-                                   const Tokenizer& tokenizer, int64_t batch_size) {
+LoglikPicks loglik_answers(TaskModelImpl& model, const TextAnswerTask& answers, const EvalSplit& data,
+                           const Tokenizer& tokenizer, int64_t batch_size) {
   const size_t context = size_t(model.backbone->config().max_position_embeddings);
   std::vector<TokenizedExample> sequences;
   std::vector<std::pair<size_t, int64_t>> owner;  // (example, answer index) of each sequence
+  std::vector<int64_t> chars;                     // the answer's characters, per sequence
   for (const auto& example : data.tokenized) {
     const Example& raw = data.examples.at(size_t(example.example_index));
     for (auto& candidate : answers.candidates(raw, tokenizer)) {
@@ -81,14 +95,18 @@ std::vector<double> loglik_answers(TaskModelImpl& model, const TextAnswerTask& a
       s.example_index = int64_t(sequences.size());
       sequences.push_back(std::move(s));
       owner.emplace_back(size_t(&example - data.tokenized.data()), candidate.answer_index);
+      chars.push_back(candidate.continuation_chars);
     }
   }
   const auto nll = batched_predictions(model, sequences, LabelKind::Tokens, batch_size, tokenizer.pad_or_eos_id());
-  std::vector<double> best_nll(data.tokenized.size(), std::numeric_limits<double>::infinity());
-  std::vector<double> out(data.tokenized.size(), -1);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<double> best_nll(data.tokenized.size(), inf), best_per_char(data.tokenized.size(), inf);
+  LoglikPicks out{std::vector<double>(data.tokenized.size(), -1), std::vector<double>(data.tokenized.size(), -1)};
   for (size_t i = 0; i < sequences.size(); ++i) {
     auto [example, answer] = owner[i];
-    if (nll[i] < best_nll[example]) best_nll[example] = nll[i], out[example] = double(answer);
+    if (nll[i] < best_nll[example]) best_nll[example] = nll[i], out.by_sum[example] = double(answer);
+    const double per_char = chars[i] > 0 ? nll[i] / double(chars[i]) : nll[i];
+    if (per_char < best_per_char[example]) best_per_char[example] = per_char, out.by_char[example] = double(answer);
   }
   return out;
 }
@@ -97,16 +115,23 @@ SplitEvaluation evaluate_text_answers(TaskModelImpl& model, const Task& task, co
                                       const EvalSplit& data, const Tokenizer& tokenizer, int64_t batch_size) {
   SplitEvaluation result;
   const EvalProtocol protocol = answers.protocol();
+  LoglikPicks picks;
   if (protocol == EvalProtocol::LogLikelihood) {
-    result.predictions = loglik_answers(model, answers, data, tokenizer, batch_size);
+    picks = loglik_answers(model, answers, data, tokenizer, batch_size);
+    result.predictions = picks.by_sum;
   } else {
     result.predictions = generated_answers(model, answers, data, tokenizer);
   }
   if (!is_labelled(data)) return result;
   result.metrics = task.score(data.split, data.tokenized, result.predictions);
   if (protocol == EvalProtocol::Both) {
-    auto loglik = task.score(data.split, data.tokenized, loglik_answers(model, answers, data, tokenizer, batch_size));
+    auto loglik = task.score(data.split, data.tokenized, loglik_answers(model, answers, data, tokenizer, batch_size).by_sum);
     result.metrics["loglik_accuracy"] = loglik.at("accuracy");
+  }
+  if (protocol == EvalProtocol::LogLikelihood && answers.reports_acc_norm()) {
+    std::vector<double> references;
+    for (const auto& e : data.tokenized) references.push_back(double(e.class_label));
+    result.metrics["acc_norm"] = accuracy(picks.by_char, references);
   }
   return result;
 }

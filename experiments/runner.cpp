@@ -185,10 +185,22 @@ class Trainer {
       recorder_->set_attribute("task_name", task_provenance.name);
       recorder_->set_attribute("task_version", static_cast<int64_t>(task_provenance.version));
       recorder_->set_attribute("task_options", task_provenance.options);
+      recorder_->set_attribute("task_source", task_provenance.source);
+      recorder_->set_attribute("task_source_sha256", task_provenance.source_sha256);
+      recorder_->set_attribute("metric_directions", metric_directions());
       recorder_->set_attribute("headline_split", task_->headline_split());
       recorder_->set_attribute("experiment", run_.experiment);
       recorder_->set_attribute("world_size", static_cast<int64_t>(dp_.world_size()));
     }
+  }
+
+  // Each metric the task reports, and whether higher or lower is better: {"accuracy": "higher", ...}. The
+  // analysis marks best cells by it.
+  std::string metric_directions() const {
+    nlohmann::json directions = nlohmann::json::object();
+    for (const auto& split : task_->eval_splits())
+      for (const auto& metric : task_->metrics(split)) directions[metric.name] = metric.higher_is_better ? "higher" : "lower";
+    return directions.dump();
   }
 
   void record_decomposition(int64_t step) {

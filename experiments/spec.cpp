@@ -717,7 +717,31 @@ void check_entry(const SourceMap& sources, const YAML::Node& entry, const std::s
   }
 }
 
-std::vector<YAML::Node> read_entries(const SourceMap& sources, Options& top, const std::string& key,
+// A task entry `{file: my_task.yaml}`: the path is resolved against the folder of the file that wrote it (as
+// includes are) and written back, and the entry gets the task file's `task` as its name, so that run ids and
+// tables show it. The task registry reads the file itself (docs/tasks.md).
+void resolve_task_file(SourceMap& sources, YAML::Node entry) {
+  if (!entry.IsMap()) return;
+  YAML::Node file = entry["file"];
+  if (!file) return;
+  if (!file.IsScalar() || file.Scalar().empty()) sources.fail(file, "file: expected the path of a task file");
+  const SourceMap::Location at = sources.locate(file);
+  fs::path path = file.Scalar();
+  if (path.is_relative() && at.line > 0 && fs::is_regular_file(at.file)) path = fs::path(at.file).parent_path() / path;
+  if (!fs::is_regular_file(path)) sources.fail(file, fmt::format("file: no task file '{}'", path.string()));
+  std::string name;
+  try {
+    YAML::Node root = YAML::LoadFile(path.string());
+    if (root.IsMap() && root["task"] && root["task"].IsScalar()) name = root["task"].Scalar();
+  } catch (const YAML::Exception& e) {
+    throw InputError(path.string(), "invalid YAML: " + e.msg, e.mark.line + 1);
+  }
+  if (name.empty()) throw InputError(path.string(), "a task file names its task: `task: my_task`");
+  entry["file"] = sources.parse_at(at, single_quoted(path.string()));
+  if (!entry["name"]) entry["name"] = sources.parse_at(at, single_quoted(name));
+}
+
+std::vector<YAML::Node> read_entries(SourceMap& sources, Options& top, const std::string& key,
                                      const std::vector<std::string>& known_names, const std::string& kind) {
   YAML::Node list = top.raw(key);
   if (!list || list.IsNull())
@@ -726,7 +750,11 @@ std::vector<YAML::Node> read_entries(const SourceMap& sources, Options& top, con
     sources.fail(list, fmt::format("{}: expected a non-empty list of {}s", key, kind));
   std::vector<YAML::Node> entries;
   for (size_t i = 0; i < list.size(); ++i) {
-    check_entry(sources, list[i], fmt::format("{}[{}]", key, i), known_names, kind);
+    const bool from_file = kind == "task" && list[i].IsMap() && list[i]["file"];
+    if (from_file) resolve_task_file(sources, list[i]);
+    // A task file's name need not be a registered one.
+    check_entry(sources, list[i], fmt::format("{}[{}]", key, i), from_file ? std::vector<std::string>{} : known_names,
+                kind);
     entries.push_back(list[i]);
   }
   return entries;

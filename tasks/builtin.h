@@ -9,7 +9,8 @@
 
 namespace peftlab::builtin {
 
-void add_glue_tasks(std::map<std::string, TaskFactory>& registry);
+// The task files under tasks/ compiled into the program (GLUE): tasks/task_file.cpp.
+void add_shipped_tasks(std::map<std::string, TaskFactory>& registry);
 void add_commonsense_tasks(std::map<std::string, TaskFactory>& registry);
 void add_lm_task(std::map<std::string, TaskFactory>& registry);
 void add_custom_task(std::map<std::string, TaskFactory>& registry);

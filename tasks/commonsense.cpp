@@ -243,6 +243,8 @@ std::vector<Metric> CommonsenseTask::metrics(const std::string& split) const {
   // "accuracy" is the generate protocol's when it runs; with protocol both the evaluator adds
   // loglik_accuracy from its second pass (experiments/evaluation.cpp).
   if (protocol_ == EvalProtocol::LogLikelihood) return {metric_by_name("accuracy")};
+  if (protocol_ == EvalProtocol::Both)  // loglik_accuracy: computed by the evaluator, listed for its direction
+    return {metric_by_name("accuracy"), metric_by_name("no_match_rate"), {"loglik_accuracy", nullptr, true}};
   return {metric_by_name("accuracy"), metric_by_name("no_match_rate")};
 }
 

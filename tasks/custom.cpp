@@ -36,6 +36,9 @@ class CustomTask : public SentenceTask {
  public:
   explicit CustomTask(Options& options) {
     name_ = "custom";
+    YAML::Emitter written;
+    written << YAML::Flow << options.node();
+    written_options_ = written.c_str();
     read_common_options(options, 128);
     format_ = options.require<std::string>("format");
     const std::vector<std::string> formats = {"tsv", "csv", "jsonl", "json"};
@@ -109,8 +112,9 @@ class CustomTask : public SentenceTask {
     return {};
   }
   std::string format_options() const override {
-    return sentence_format_options() + fmt::format(";format={};text_fields={};label_field={}", format_,
-                                                   fmt::join(text_fields_, ","), label_field_);
+    // Every option as written (columns, header, id_field, ...): any change is a new cache key.
+    return sentence_format_options() + fmt::format(";format={};text_fields={};label_field={};options={}", format_,
+                                                   fmt::join(text_fields_, ","), label_field_, written_options_);
   }
 
   void check_files() const override {
@@ -173,6 +177,7 @@ class CustomTask : public SentenceTask {
   bool header_ = true;
   std::vector<std::string> columns_, text_fields_;
   std::string label_field_, id_field_;
+  std::string written_options_;
 };
 
 }  // namespace

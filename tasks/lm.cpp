@@ -40,6 +40,37 @@ std::map<std::string, double> language_model_metrics(double nll_sum, double toke
           {"nll_per_token", token_count > 0 ? nll_sum / token_count : std::nan("")}};
 }
 
+std::vector<TokenizedExample> causal_lm_blocks(const std::vector<int>& stream, int64_t block_size, int64_t cap,
+                                               const Tokenizer& tokenizer, int64_t first_index) {
+  const size_t block = size_t(block_size), stride = block - 1;
+  std::vector<TokenizedExample> out;
+  for (size_t start = 0; start + 1 < stream.size(); start += stride) {
+    if (cap > 0 && int64_t(out.size()) >= cap) break;
+    size_t end = std::min(start + block, stream.size());
+    TokenizedExample t;
+    t.input_ids.assign(stream.begin() + long(start), stream.begin() + long(end));
+    t.labels = t.input_ids;
+    t.labels[0] = kIgnoreIndex;
+    for (size_t i = 1; i < t.input_ids.size(); ++i) t.byte_count += token_byte_count(tokenizer, t.input_ids[i]);
+    t.example_index = first_index + int64_t(out.size());
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::map<std::string, double> causal_lm_score(const std::vector<TokenizedExample>& blocks,
+                                              const std::vector<double>& nll) {
+  if (nll.size() != blocks.size())
+    throw std::invalid_argument(fmt::format("causal LM score: {} values for {} blocks", nll.size(), blocks.size()));
+  double sum = 0, tokens = 0, bytes = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    sum += nll[i];
+    for (size_t t = 1; t < blocks[i].labels.size(); ++t) tokens += blocks[i].labels[t] != kIgnoreIndex;
+    bytes += double(blocks[i].byte_count);
+  }
+  return language_model_metrics(sum, tokens, bytes);
+}
+
 namespace {
 
 class LanguageModelTask : public Task {
@@ -106,19 +137,7 @@ class LanguageModelTask : public Task {
       stream.insert(stream.end(), ids.begin(), ids.end());
     }
     const int64_t cap = split == "train" ? max_train_examples_ : max_eval_examples_;
-    const size_t block = size_t(max_seq_len_), stride = block - 1;
-    std::vector<TokenizedExample> out;
-    for (size_t start = 0; start + 1 < stream.size(); start += stride) {
-      if (cap > 0 && int64_t(out.size()) >= cap) break;
-      size_t end = std::min(start + block, stream.size());
-      TokenizedExample t;
-      t.input_ids.assign(stream.begin() + long(start), stream.begin() + long(end));
-      t.labels = t.input_ids;
-      t.labels[0] = kIgnoreIndex;
-      for (size_t i = 1; i < t.input_ids.size(); ++i) t.byte_count += token_byte_count(tokenizer, t.input_ids[i]);
-      t.example_index = int64_t(out.size());
-      out.push_back(std::move(t));
-    }
+    std::vector<TokenizedExample> out = causal_lm_blocks(stream, max_seq_len_, cap, tokenizer);
     return out;
   }
 
@@ -127,13 +146,7 @@ class LanguageModelTask : public Task {
     if (predictions.size() != examples.size())
       throw std::invalid_argument(fmt::format("lm {}: {} predictions for {} blocks", split, predictions.size(),
                                               examples.size()));
-    double nll = 0, tokens = 0, bytes = 0;
-    for (size_t i = 0; i < examples.size(); ++i) {
-      nll += predictions[i];
-      for (size_t t = 1; t < examples[i].labels.size(); ++t) tokens += examples[i].labels[t] != kIgnoreIndex;
-      bytes += double(examples[i].byte_count);
-    }
-    return language_model_metrics(nll, tokens, bytes);
+    return causal_lm_score(examples, predictions);
   }
 
  private:

@@ -20,12 +20,22 @@
 #include <string>
 #include <vector>
 
+#include "core/dataset.h"
 #include "core/tokenizer.h"
 
 namespace peftlab {
 
 // UTF-8 bytes of the text token `id` stands for (0 for control tokens such as BOS and EOS).
 int64_t token_byte_count(const Tokenizer& tokenizer, int id);
+
+// One token stream (BOS first when the tokenizer has one) cut into blocks of `block_size` tokens overlapping
+// by one, labels = input_ids with the first -100, byte counts of the predicted tokens; at most `cap` blocks
+// (0: all); example_index numbered from `first_index`.
+std::vector<TokenizedExample> causal_lm_blocks(const std::vector<int>& stream, int64_t block_size, int64_t cap,
+                                               const Tokenizer& tokenizer, int64_t first_index = 0);
+// Perplexity, bits per byte and NLL per token of blocks given each block's summed NLL.
+std::map<std::string, double> causal_lm_score(const std::vector<TokenizedExample>& blocks,
+                                              const std::vector<double>& nll);
 
 // Summed NLL, predicted-token and byte counts -> {"perplexity", "bits_per_byte", "nll_per_token"}.
 std::map<std::string, double> language_model_metrics(double nll_sum, double token_count, double byte_count);

@@ -139,6 +139,7 @@ namespace {
 const std::map<std::string, Metric>& metric_table() {
   static const std::map<std::string, Metric> table = {
       {"accuracy", {"accuracy", accuracy, true}},
+      {"acc", {"acc", accuracy, true}},  // lm-evaluation-harness' name for accuracy
       {"f1", {"f1", [](const auto& p, const auto& r) { return f1_score(p, r, 1); }, true}},
       {"macro_f1", {"macro_f1", macro_f1, true}},
       {"matthews", {"matthews", matthews_corrcoef, true}},

@@ -42,7 +42,7 @@ double no_match_rate(const std::vector<double>& predictions, const std::vector<d
 double perplexity(double nll_sum, double token_count);
 double bits_per_byte(double nll_sum, double byte_count);
 
-// A metric by name: accuracy, f1, macro_f1, matthews, pearson, spearman, mse, no_match_rate. Throws
+// A metric by name: accuracy (also `acc`), f1, macro_f1, matthews, pearson, spearman, mse, no_match_rate. Throws
 // InputError(file, ..., line) with a did-you-mean for an unknown name.
 Metric metric_by_name(const std::string& name, const std::string& file = "", long line = 0);
 std::vector<std::string> metric_names();

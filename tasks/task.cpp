@@ -11,6 +11,8 @@
 #include "core/suggest.h"
 #include "core/text_tables.h"
 #include "tasks/builtin.h"
+#include "tasks/commonsense.h"
+#include "tasks/task_file.h"
 
 namespace peftlab {
 
@@ -73,7 +75,8 @@ std::map<std::string, double> Task::score(const std::string& split, const std::v
   references.reserve(examples.size());
   for (const auto& e : examples) references.push_back(kind() == TaskKind::Regression ? e.target : double(e.class_label));
   std::map<std::string, double> out;
-  for (const auto& metric : metrics(split)) out[metric.name] = metric.aggregate(predictions, references);
+  for (const auto& metric : metrics(split))
+    if (metric.aggregate) out[metric.name] = metric.aggregate(predictions, references);  // else the evaluator's
   return out;
 }
 
@@ -137,7 +140,7 @@ void Task::check_files() const {
 }
 
 TaskProvenance Task::provenance() const {
-  TaskProvenance p{name_, version(), to_string(kind()), format_options(), {}};
+  TaskProvenance p{name_, version(), to_string(kind()), format_options(), {}, source(), source_sha256()};
   for (const auto& split : splits())
     for (const auto& path : files(split))  // a split whose file is absent (QNLI train here) is marked, not fatal
       p.files.push_back({split, path, std::filesystem::exists(path) ? checked_sha256(path) : std::string("missing")});
@@ -151,7 +154,7 @@ namespace {
 std::map<std::string, TaskFactory>& registry() {
   static std::map<std::string, TaskFactory> tasks = [] {
     std::map<std::string, TaskFactory> r;
-    builtin::add_glue_tasks(r);
+    builtin::add_shipped_tasks(r);
     builtin::add_commonsense_tasks(r);
     builtin::add_lm_task(r);
     builtin::add_custom_task(r);
@@ -172,7 +175,32 @@ std::vector<std::string> task_names() {
   return names;
 }
 
+std::string task_source(const std::string& name) {
+  for (const auto& [file, text] : shipped_task_files())
+    if (YAML::Load(text)["task"].Scalar() == name) return file;
+  if (name == "lm") return "tasks/lm.cpp";
+  if (name == "custom") return "tasks/custom.cpp";
+  const auto& sets = commonsense_sets();
+  if (name == "commonsense" || std::find(sets.begin(), sets.end(), name) != sets.end()) return "tasks/commonsense.cpp";
+  return "";
+}
+
+std::string Task::source() const { return task_source(name_); }
+
 std::unique_ptr<Task> make_task(Options& options) {
+  if (options.has("file")) {
+    YAML::Node file = options.raw("file");
+    const std::string path = options.require<std::string>("file");
+    auto declared = options.get_optional<std::string>("name");
+    std::unique_ptr<Task> task = make_file_task(std::filesystem::path(path), options);
+    if (declared && *declared != task->name())
+      throw InputError(options.file(),
+                       fmt::format("{}.name '{}' differs from the task file's `task: {}`", options.path(), *declared,
+                                   task->name()),
+                       Options::line_of(options.raw("name")));
+    options.finish();
+    return task;
+  }
   auto name = options.require<std::string>("name");
   auto it = registry().find(name);
   if (it == registry().end()) {

@@ -66,6 +66,8 @@ struct TaskProvenance {
   std::string kind;
   std::string options;           // the task's formatting options, as hashed into the cache key
   std::vector<DataFile> files;   // every data file of every split, with its SHA-256
+  std::string source;            // the task file that defines it ("tasks/sst2.yaml"), or its C++ source
+  std::string source_sha256;     // SHA-256 of the task file's text; empty for a C++ task
 };
 
 class Task {
@@ -135,6 +137,10 @@ class Task {
 
   // Name, version, kind, options, and every data file of every split with its SHA-256.
   TaskProvenance provenance() const;
+  // The file the task is defined in and the SHA-256 of its text (task files); a C++ task names its source
+  // file and has no checksum.
+  virtual std::string source() const;
+  virtual std::string source_sha256() const { return ""; }
 
  protected:
   // Reads the options every task shares (the caller has read "name").
@@ -166,6 +172,7 @@ struct CandidateSequence {
   std::vector<int32_t> input_ids;
   int64_t continuation_start = 0;
   int64_t answer_index = 0;  // the prediction value this candidate stands for (see Task::score)
+  int64_t continuation_chars = 0;  // characters (code points) of the answer text, for length-normalised picks
 };
 
 // What the evaluator needs from a Generation task (implemented by CommonsenseTask next to Task).
@@ -179,8 +186,14 @@ class TextAnswerTask {
   virtual double prediction_from_reply(const Example& example, const std::string& reply) const = 0;
   // The reply part of the decoded prompt + generation.
   virtual std::string reply_of(const std::string& decoded) const = 0;
+  // Whether prediction_from_reply gets the generated tokens decoded alone (true) instead of
+  // reply_of(decoded prompt + generation) (false, LLM-Adapters' way).
+  virtual bool decodes_reply_alone() const { return false; }
   // One sequence per answer `example` offers.
   virtual std::vector<CandidateSequence> candidates(const Example& example, const Tokenizer& tokenizer) const = 0;
+  // Whether the log-likelihood protocol also reports acc_norm: the pick by log-likelihood per character of
+  // the answer (lm-evaluation-harness' length normalisation).
+  virtual bool reports_acc_norm() const { return false; }
 };
 
 // ---- registry ----------------------------------------------------------------------------------------------
@@ -190,9 +203,12 @@ using TaskFactory = std::function<std::unique_ptr<Task>(Options& options)>;
 // Registers a task name (GLUE, commonsense, lm and custom register themselves in tasks/*.cpp).
 bool register_task(const std::string& name, TaskFactory factory);
 std::vector<std::string> task_names();
+// Where a registered task is defined: its shipped task file ("tasks/sst2.yaml") or its C++ source file.
+std::string task_source(const std::string& name);
 
 // Makes the task named by options "name"; every other key must be a known option of that task (checked with
-// options.finish()). Unknown names: InputError with a did-you-mean, at the line of "name".
+// options.finish()). Unknown names: InputError with a did-you-mean, at the line of "name". With a `file` key
+// the task is read from that task file (docs/tasks.md); `name`, when also given, must be the file's `task`.
 std::unique_ptr<Task> make_task(Options& options);
 // Convenience for tests and tools: a task from a YAML text such as "{name: sst2, max_seq_len: 64}".
 std::unique_ptr<Task> make_task_from_yaml(const std::string& yaml, const std::string& file = "<task>");

@@ -26,6 +26,8 @@ struct FakeRun {
   RunStatus status = RunStatus::completed;
   double headline = 0;  // final dev accuracy
   double decomposition_scale = 0;  // 0: no decomposition recorded
+  std::string metric = "accuracy";
+  std::string direction = "higher";  // recorded in metric_directions; empty: not recorded
 };
 
 // Decomposition statistics of layer `layer` at record index k: chosen so every point is distinct.
@@ -46,12 +48,13 @@ fs::path write_run(const fs::path& root, const FakeRun& r) {
   p.method_label = r.label;
   p.task = r.task;
   p.seed = r.seed;
-  p.headline_metric = "accuracy";
+  p.headline_metric = r.metric;
   p.trainable_params = r.method == "full" ? 1000 : 40;
   p.total_params = 1000;
   RunRecorder rec = RunRecorder::create((dir / "run.h5").string(), p);
+  if (!r.direction.empty()) rec.set_attribute("metric_directions", nlohmann::json{{r.metric, r.direction}}.dump());
   for (int64_t step = 0; step <= 30; step += 5) rec.append_train({step, fake_loss(r, step), 1e-3, 1.0, 100.0});
-  for (int64_t step : kRecordSteps) rec.append_eval("dev", step, {{"accuracy", r.headline * step / 30.0}});
+  for (int64_t step : kRecordSteps) rec.append_eval("dev", step, {{r.metric, r.headline * step / 30.0}});
   if (r.decomposition_scale > 0) {
     for (size_t k = 0; k < kRecordSteps.size(); ++k) {
       for (size_t l = 0; l < kLayers.size(); ++l) {
@@ -64,7 +67,7 @@ fs::path write_run(const fs::path& root, const FakeRun& r) {
       }
     }
   }
-  rec.set_final("dev", {{"accuracy", r.headline}});
+  rec.set_final("dev", {{r.metric, r.headline}});
   rec.finish(r.status);
   return dir;
 }
@@ -153,6 +156,47 @@ TEST_F(AnalysisCli, MarkdownAndLatexMarkTheBestAndListExcludedRuns) {
   for (const char* piece : {"\\toprule", "\\midrule", "\\bottomrule", "full\\_ft & ",
                             "\\textbf{89.00 $\\pm$ 1.41 (2)}", "% - "})
     EXPECT_NE(tex.output.find(piece), std::string::npos) << piece << "\n" << tex.output;
+}
+
+// Which way is better comes from the run files (the task's metric directions), never from the metric's name:
+// bits_per_byte holds none of the words a name-based guess looked for.
+TEST(AnalysisDirections, TableMarksTheLowestPerplexityAndBitsPerByteAsBest) {
+  TempDir dir;
+  const fs::path runs = dir / "runs";
+  for (const char* metric : {"perplexity", "bits_per_byte"}) {
+    const std::string task = std::string("lm_") + metric;
+    write_run(runs, {"lora", "lora-r8", task, 0, RunStatus::completed, 12.5, 0, metric, "lower"});
+    write_run(runs, {"dora", "dora-r8", task, 0, RunStatus::completed, 9.25, 0, metric, "lower"});
+    write_run(runs, {"full", "full", task, 0, RunStatus::completed, 30.0, 0, metric, "lower"});
+  }
+  auto result = run_cli({"table", runs.string(), "--format", "csv", "--out", (dir / "t.csv").string()});
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto rows = read_csv(dir / "t.csv");
+  for (const char* task : {"lm_perplexity", "lm_bits_per_byte"}) {
+    EXPECT_EQ(rows["dora-r8"][std::string(task) + "_best"], "1") << task;
+    EXPECT_EQ(rows["lora-r8"][std::string(task) + "_best"], "0") << task;
+    EXPECT_EQ(rows["full"][std::string(task) + "_best"], "0") << task;
+  }
+  auto md = run_cli({"table", runs.string()});
+  ASSERT_EQ(md.status, 0) << md.output;
+  EXPECT_NE(md.output.find("**9.2500 (n=1)**"), std::string::npos) << md.output;
+  EXPECT_EQ(md.output.find("**30.0000"), std::string::npos) << md.output;
+}
+
+TEST(AnalysisDirections, NoRecordedDirectionMarksNoBestAndDisagreementIsAnError) {
+  TempDir dir;
+  write_run(dir / "a", {"lora", "lora-r8", "t", 0, RunStatus::completed, 1.0, 0, "score", ""});
+  write_run(dir / "a", {"dora", "dora-r8", "t", 0, RunStatus::completed, 2.0, 0, "score", ""});
+  auto result = run_cli({"table", (dir / "a").string(), "--format", "csv", "--out", (dir / "t.csv").string()});
+  ASSERT_EQ(result.status, 0) << result.output;
+  auto rows = read_csv(dir / "t.csv");
+  EXPECT_EQ(rows["lora-r8"]["t_best"], "0");
+  EXPECT_EQ(rows["dora-r8"]["t_best"], "0");
+  write_run(dir / "b", {"lora", "lora-r8", "t", 0, RunStatus::completed, 1.0, 0, "score", "lower"});
+  write_run(dir / "b", {"dora", "dora-r8", "t", 0, RunStatus::completed, 2.0, 0, "score", "higher"});
+  auto clash = run_cli({"table", (dir / "b").string()});
+  EXPECT_EQ(clash.status, 2) << clash.output;
+  EXPECT_NE(clash.output.find("disagree on whether higher or lower score is better"), std::string::npos) << clash.output;
 }
 
 TEST_F(AnalysisCli, BadInputIsOneErrorLine) {

@@ -34,7 +34,6 @@ except ImportError:  # pragma: no cover
 
 SKIP = 77
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "mse", "mae")
 CONFIG = {}
 
 
@@ -55,6 +54,7 @@ class RunFile:
             self.task = text(a["task"])
             self.metric = text(a["headline_metric"]) if "headline_metric" in a else ""
             self.split = text(a["headline_split"]) if "headline_split" in a else None
+            self.directions = json.loads(text(a["metric_directions"])) if "metric_directions" in a else {}
             self.trainable = int(a["trainable_params"])
             self.total = int(a["total_params"])
             self.final = {s: {k: float(v) for k, v in f["final"][s].attrs.items()} for s in f.get("final", {})}
@@ -179,11 +179,13 @@ class RealRuns(unittest.TestCase):
                 self.assertAlmostEqual(float(row["avg"]), statistics.fmean(means[(label, t)] for t in tasks),
                                        delta=1e-12)
         for task in tasks:
-            metric = next(r.metric for r in self.runs if r.task == task)
+            run = next(r for r in self.runs if r.task == task)
+            direction = run.directions.get(run.metric)  # the run file says; nothing is guessed
             candidates = {l: m for (l, t), m in means.items() if t == task}
-            best = (min if any(w in metric.lower() for w in LOWER_IS_BETTER) else max)(candidates.values())
+            best = None if direction is None else (min if direction == "lower" else max)(candidates.values())
             for label, row in rows.items():
-                self.assertEqual(row[f"{task}_best"], "1" if candidates.get(label) == best else "0", (label, task))
+                self.assertEqual(row[f"{task}_best"], "1" if best is not None and candidates.get(label) == best else "0",
+                                 (label, task))
 
     def test_markdown_table_shows_the_same_numbers(self):
         for (label, task), values in self.groups().items():
