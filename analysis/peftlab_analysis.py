@@ -22,6 +22,9 @@ os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import paired_stats  # noqa: E402
+
 try:
     import h5py  # noqa: E402
 except ImportError:  # pragma: no cover - depends on the machine
@@ -96,6 +99,14 @@ class Run:
                                       for l in self._children(f, "decomposition")}
                 self.final = {s: {k: float(v) for k, v in f["final/" + s].attrs.items()}
                               for s in self._children(f, "final")}
+                # Per-example predictions of the final evaluation, where the run kept them (split -> (p, r)).
+                self.final_predictions = {}
+                for s in self._children(f, "final_predictions"):
+                    arrays = self._group_arrays(f, "final_predictions/" + s)
+                    if set(arrays) != {"prediction", "reference"} or \
+                            len(arrays["prediction"]) != len(arrays["reference"]):
+                        raise InputError(path, f"final_predictions/{s}: expected prediction and reference of one length")
+                    self.final_predictions[s] = (arrays["prediction"], arrays["reference"])
         except InputError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as e:
@@ -150,6 +161,14 @@ class Run:
             if split and split in splits:
                 return split
         return sorted(splits)[0] if splits else None
+
+    def observation(self, metric, split=None):
+        """The headline value as a paired_stats.Observation, with the split's predictions when kept."""
+        value, why = self.headline(metric, split)
+        if why:
+            return None
+        kept = self.final_predictions.get(self.pick_split(list(self.final), split))
+        return paired_stats.Observation(value, *(kept if kept else (None, None)))
 
     def headline(self, metric, split=None):
         """(value, None) or (None, why not)."""
@@ -247,16 +266,18 @@ class Cell:
         self.mean = float(np.mean(self.values)) if self.values else None
         # Sample standard deviation over seeds (ddof=1); one seed has none.
         self.std = float(np.std(self.values, ddof=1)) if self.n >= 2 else None
+        self.median = float(np.median(self.values)) if self.values else None
         self.best = False
 
 
 class Table:
-    def __init__(self, runs, overrides, split=None):
+    def __init__(self, runs, overrides, split=None, baseline=None):
         self.tasks = sorted({r.task for r in runs})
         self.metric = {t: overrides.get(t) or self._common_metric(runs, t) for t in self.tasks}
         self.direction = {t: self._common_direction(runs, t, self.metric[t]) for t in self.tasks}
         self.excluded = []  # (run, why)
         values = defaultdict(list)  # (label, task) -> values
+        seeds = defaultdict(dict)  # (label, task) -> {seed: paired_stats.Observation}
         shares = defaultdict(list)
         for run in runs:
             if run.status != "completed":
@@ -267,6 +288,8 @@ class Table:
                 self.excluded.append((run, why))
                 continue
             values[(run.label, run.task)].append(value)
+            if run.seed is not None:
+                seeds[(run.label, run.task)][run.seed] = run.observation(self.metric[run.task], split)
             total = run.attr("total_params", 0)
             if total:
                 shares[run.label].append(100.0 * run.attr("trainable_params", 0) / total)
@@ -278,6 +301,77 @@ class Table:
             self.avg[label] = float(np.mean(means)) if all(m is not None for m in means) else None
         self.share = {l: (float(np.mean(shares[l])) if shares[l] else None) for l in self.rows}
         self._mark_best()
+        self._pair_with(baseline, seeds)
+
+    def _pair_with(self, baseline, seeds):
+        """Each other method's paired difference to the baseline, per task (paired_stats)."""
+        self.baseline = baseline
+        self.paired = {}  # (label, task) -> PairedDifference
+        if baseline is None:
+            return
+        if baseline not in self.rows:
+            raise InputError("--baseline", f"no method label '{baseline}' among the runs ({', '.join(self.rows)})")
+        for label in self.rows:
+            if label == baseline:
+                continue
+            for task in self.tasks:
+                d = paired_stats.paired_difference(seeds[(baseline, task)], seeds[(label, task)], self.metric[task])
+                if d is not None:
+                    self.paired[(label, task)] = d
+
+    def paired_text(self, d, scale, digits):
+        if d is None:
+            return "–"
+        text = f"{d.diff * scale:+.{digits}f}"
+        if d.low is not None:
+            text += f" [{d.low * scale:+.{digits}f}, {d.high * scale:+.{digits}f}]"
+        if d.excludes_zero:
+            text += " *"
+        return text
+
+    def paired_html(self, scale, digits):
+        if self.baseline is None:
+            return ""
+        esc = html_escape
+        parts = [f"<h3>Paired difference to {esc(self.baseline)}</h3>",
+                 "<table><thead><tr><th>Method</th>" + "".join(f"<th>{esc(h)}</th>" for h in self.header())
+                 + "</tr></thead><tbody>"]
+        for label in self.rows:
+            if label == self.baseline:
+                continue
+            cells = "".join(f"<td>{esc(self.paired_text(self.paired.get((label, t)), scale, digits))}</td>"
+                            for t in self.tasks)
+            parts.append(f"<tr><th>{esc(label)}</th>{cells}</tr>")
+        parts.append("</tbody></table><p><small>Method − baseline, mean over shared seeds; 95 % bootstrap interval "
+                     "over seeds and, where the run files keep per-example predictions, evaluation examples; "
+                     "* marks an interval that excludes 0.</small></p>")
+        return "\n".join(parts)
+
+    def paired_markdown(self, scale, digits):
+        """The differences to the baseline, with 95 % intervals; * where an interval excludes zero."""
+        if self.baseline is None:
+            return ""
+        lines = ["", f"Paired difference to {self.baseline} (method − baseline over shared seeds; 95 % bootstrap "
+                     "interval; * excludes 0):", "",
+                 "| Method | " + " | ".join(self.header()) + " |", "|---|" + "---:|" * len(self.tasks)]
+        levels = set()
+        for label in self.rows:
+            if label == self.baseline:
+                continue
+            cells = []
+            for t in self.tasks:
+                d = self.paired.get((label, t))
+                if d is not None:
+                    levels.add(d.level)
+                    cells.append(self.paired_text(d, scale, digits) + f" (n={d.seeds})")
+                else:
+                    cells.append("–")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        what = {"seeds+examples": "seeds and evaluation examples resampled",
+                "seeds": "seeds resampled (no per-example predictions in these run files)",
+                "none": "one shared seed and no per-example predictions: no interval"}
+        lines += ["", "Intervals: " + "; ".join(what[l] for l in sorted(levels)) + "."] if levels else []
+        return "\n".join(lines) + "\n"
 
     @staticmethod
     def _common_metric(runs, task):
@@ -335,7 +429,7 @@ class Table:
                 c = self.cells[(label, t)]
                 text = self.cell_text(c, scale, digits)
                 if c.mean is not None:
-                    text += f" (n={c.n})"
+                    text += f" (med {self._fmt(c.median, scale, digits)}, n={c.n})" if c.n >= 2 else f" (n={c.n})"
                 cells.append(f"**{text}**" if c.best else text)
             avg = self.avg[label]
             avg_text = "–" if avg is None else self._fmt(avg, scale, digits)
@@ -374,13 +468,18 @@ class Table:
         writer = csv.writer(out, lineterminator="\n")
         head = ["method"]
         for t in self.tasks:
-            head += [f"{t}_mean", f"{t}_std", f"{t}_n", f"{t}_best"]
+            head += [f"{t}_mean", f"{t}_std", f"{t}_median", f"{t}_n", f"{t}_best"]
+            if self.baseline is not None:
+                head += [f"{t}_diff", f"{t}_diff_low", f"{t}_diff_high"]
         writer.writerow(head + ["avg", "trainable_percent"])
         for label in self.rows:
             row = [label]
             for t in self.tasks:
                 c = self.cells[(label, t)]
-                row += [_num(c.mean), _num(c.std), c.n, int(c.best)]
+                row += [_num(c.mean), _num(c.std), _num(c.median), c.n, int(c.best)]
+                if self.baseline is not None:
+                    d = self.paired.get((label, t))
+                    row += [_num(d.diff if d else None), _num(d.low if d else None), _num(d.high if d else None)]
             writer.writerow(row + [_num(self.avg[label]), _num(self.share[label])])
         return out.getvalue()
 
@@ -431,10 +530,10 @@ def html_escape(text):
 
 def command_table(args):
     runs = load_runs(args.runs)
-    table = Table(runs, parse_metric_overrides(args.metric), args.split)
+    table = Table(runs, parse_metric_overrides(args.metric), args.split, args.baseline)
     scale, digits = (100.0, 2) if args.percent else (1.0, 4)
     if args.format == "md":
-        text = table.markdown(scale, digits)
+        text = table.markdown(scale, digits) + table.paired_markdown(scale, digits)
     elif args.format == "latex":
         text = table.latex(scale, digits)
     else:
@@ -740,7 +839,7 @@ table.runs td { white-space: nowrap; font-size: 90%; }
 def command_report(args):
     runs = load_runs(args.runs)
     overrides = parse_metric_overrides(args.metric)
-    table = Table(runs, overrides, args.split)
+    table = Table(runs, overrides, args.split, args.baseline)
     plotted = plot_runs(runs, False)
     figures = []
     with tempfile.TemporaryDirectory(prefix="peftlab-report-") as tmp:
@@ -752,7 +851,8 @@ def command_report(args):
                 f"<p>{len(runs)} run file(s); {sum(r.status == 'completed' for r in runs)} completed.</p>",
                 "<h2>Results</h2>", table.html(100.0 if args.percent else 1.0, 2 if args.percent else 4),
                 "<p><small>Cells: mean ± sample std over seeds (n seeds) of each task's headline metric; "
-                "best per column in bold.</small></p>"]
+                "best per column in bold.</small></p>",
+                table.paired_html(100.0 if args.percent else 1.0, 2 if args.percent else 4)]
         sections = (("Training curves", "curves_"), ("Magnitude vs direction dynamics", "dynamics_"))
         for title, prefix in sections:
             chosen = [f for f in figures if os.path.basename(f).startswith(prefix)]
@@ -843,6 +943,8 @@ def main(argv):
     common(t)
     t.add_argument("--format", choices=("md", "latex", "csv"), default="md")
     t.add_argument("--percent", action="store_true", help="show metrics x100 with 2 decimals")
+    t.add_argument("--baseline", default=None,
+                   help="method label to compare every other method with: paired differences, 95%% intervals")
     t.add_argument("--out", default=None)
     p = sub.add_parser("plot")
     common(p)
@@ -855,6 +957,7 @@ def main(argv):
     r.add_argument("--out", required=True)
     r.add_argument("--title", default="peftlab report")
     r.add_argument("--percent", action="store_true")
+    r.add_argument("--baseline", default=None, help="method label for paired differences (as table --baseline)")
 
     try:
         args = parser.parse_args(argv)

@@ -478,6 +478,28 @@ void RunRecorder::set_final(const std::string& split, const std::map<std::string
   });
 }
 
+void RunRecorder::set_final_predictions(const std::string& split, const std::vector<double>& predictions,
+                                        const std::vector<double>& references) {
+  check_name("split", split);
+  if (predictions.size() != references.size() || predictions.empty())
+    throw std::invalid_argument("run file: " + split + ": predictions and references must be non-empty and alike in length");
+  with_hdf5_errors(path_, "write final predictions", [&] {
+    H5::Group group = open_or_create_group(*file_, "/final_predictions/" + split);
+    for (const auto& [name, values] : {std::pair{"prediction", &predictions}, std::pair{"reference", &references}}) {
+      if (link_exists(group, name)) group.unlink(name);
+      hsize_t dims[1] = {values->size()};
+      hsize_t chunk[1] = {std::min<hsize_t>(values->size(), 16384)};
+      H5::DSetCreatPropList properties;
+      properties.setChunk(1, chunk);
+      properties.setDeflate(6);
+      H5::DataSpace space(1, dims);
+      H5::DataSet dataset = group.createDataSet(name, H5::PredType::IEEE_F64LE, space, properties);
+      dataset.write(values->data(), H5::PredType::NATIVE_DOUBLE);
+    }
+    flush();
+  });
+}
+
 void RunRecorder::finish(RunStatus status) {
   with_hdf5_errors(path_, "finish the run file", [&] {
     H5::Group root = file_->openGroup("/");

@@ -92,6 +92,10 @@ class RunRecorder {
                             bool with_magnitudes = false);
   // /final/<split> attributes metric -> value (replaces earlier values of the same names).
   void set_final(const std::string& split, const std::map<std::string, double>& metrics);
+  // /final_predictions/<split>/{prediction,reference}: the final evaluation's per-example predictions and the
+  // references they were scored against (compressed), for paired comparisons over examples. Same lengths.
+  void set_final_predictions(const std::string& split, const std::vector<double>& predictions,
+                             const std::vector<double>& references);
   // Writes end_time (now), peak_memory_bytes (this process's peak RSS) and status.
   void finish(RunStatus status);
   // Until publish(), calls write the working file only (run.h5 keeps the last published state).

@@ -182,11 +182,27 @@ SplitEvaluation evaluate_split(TaskModelImpl& model, const Task& task, const Eva
   return result;
 }
 
-std::map<std::string, std::map<std::string, double>> evaluate_splits(TaskModelImpl& model, const Task& task,
-                                                                     const std::vector<EvalSplit>& splits,
-                                                                     const Tokenizer& tokenizer, int64_t batch_size) {
+std::vector<double> references_of(const Task& task, const EvalSplit& data) {
+  if (task.kind() == TaskKind::CausalLM || !is_labelled(data)) return {};
+  std::vector<double> out;
+  out.reserve(data.tokenized.size());
+  for (const auto& e : data.tokenized)  // as Task::score reads them
+    out.push_back(task.kind() == TaskKind::Regression ? e.target : double(e.class_label));
+  return out;
+}
+
+std::map<std::string, std::map<std::string, double>> evaluate_splits(
+    TaskModelImpl& model, const Task& task, const std::vector<EvalSplit>& splits, const Tokenizer& tokenizer,
+    int64_t batch_size, std::map<std::string, SplitPredictions>* kept) {
   std::map<std::string, std::map<std::string, double>> out;
-  for (const auto& data : splits) out[data.split] = evaluate_split(model, task, data, tokenizer, batch_size).metrics;
+  for (const auto& data : splits) {
+    SplitEvaluation result = evaluate_split(model, task, data, tokenizer, batch_size);
+    out[data.split] = std::move(result.metrics);
+    if (kept == nullptr) continue;
+    auto references = references_of(task, data);
+    if (!references.empty() && references.size() == result.predictions.size())
+      (*kept)[data.split] = {std::move(result.predictions), std::move(references)};
+  }
   auto summary = task.summarize(out);
   if (!summary.empty()) out[Task::summary_split()] = std::move(summary);
   return out;

@@ -38,10 +38,20 @@ struct SplitEvaluation {
 SplitEvaluation evaluate_split(TaskModelImpl& model, const Task& task, const EvalSplit& data, const Tokenizer& tokenizer,
                                int64_t batch_size);
 
+// What each example's prediction is scored against: its class index (classification, a generation task's
+// gold answer) or its regression target. Empty for a split whose predictions are not per-example outcomes
+// (causal-LM blocks) or that has no labels.
+std::vector<double> references_of(const Task& task, const EvalSplit& data);
+
+// Per split: the predictions and references of references_of (only splits that have references).
+struct SplitPredictions {
+  std::vector<double> predictions, references;
+};
+
 // Every split's metrics plus, when the task summarises (commonsense's mean over sets), the summary under
-// Task::summary_split().
-std::map<std::string, std::map<std::string, double>> evaluate_splits(TaskModelImpl& model, const Task& task,
-                                                                     const std::vector<EvalSplit>& splits,
-                                                                     const Tokenizer& tokenizer, int64_t batch_size);
+// Task::summary_split(). With `kept`, also each labelled split's per-example predictions.
+std::map<std::string, std::map<std::string, double>> evaluate_splits(
+    TaskModelImpl& model, const Task& task, const std::vector<EvalSplit>& splits, const Tokenizer& tokenizer,
+    int64_t batch_size, std::map<std::string, SplitPredictions>* kept = nullptr);
 
 }  // namespace peftlab

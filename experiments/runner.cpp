@@ -224,8 +224,9 @@ class Trainer {
 
   // Evaluates every eval split (and the task's summary) and records the rows; `headline` gets the value on
   // the headline split (else the first split that has the metric).
-  SplitMetrics evaluate_all(int64_t step, Progress& progress, double& headline) {
-    SplitMetrics by_split = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
+  SplitMetrics evaluate_all(int64_t step, Progress& progress, double& headline,
+                            std::map<std::string, SplitPredictions>* kept = nullptr) {
+    SplitMetrics by_split = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size, kept);
     headline = std::numeric_limits<double>::quiet_NaN();
     for (const auto& [split, metrics] : by_split) {
       if (recorder_) recorder_->append_eval(split, step, metrics);
@@ -335,18 +336,24 @@ class Trainer {
     // The final evaluation: the last weights, or the best evaluation's when select_best says so (only if it
     // beats the last weights' own evaluation, which is computed here).
     double final_value = 0;
-    SplitMetrics final_metrics = evaluate_all(state.step, progress, final_value);
+    std::map<std::string, SplitPredictions> final_predictions;  // per example, for paired comparisons
+    SplitMetrics final_metrics = evaluate_all(state.step, progress, final_value, &final_predictions);
     const bool best_is_better = state.best_step >= 0 &&
                                 (better_high ? state.best_metric > final_value : state.best_metric < final_value);
     const bool use_best = run_.train.select_best && best_is_better && fs::exists(best);
     if (use_best) {  // only then do the final metrics differ from the evaluation just made
       load_weights(best, *model_, identity_);
-      final_metrics = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size);
+      final_predictions.clear();
+      final_metrics = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size, &final_predictions);
     }
     if (!recorder_) return RunStatus::completed;
     recorder_->set_attribute("selected_step", use_best ? state.best_step : state.step);
     save_weights(dir_ / "adapter.pt", *model_, identity_);
     for (const auto& [split, metrics] : final_metrics) recorder_->set_final(split, metrics);
+    recorder_->hold_publishing();  // the predictions of every split, then one publish
+    for (const auto& [split, kept] : final_predictions)
+      recorder_->set_final_predictions(split, kept.predictions, kept.references);
+    recorder_->publish();
     write_predictions();
     recorder_->finish(RunStatus::completed);
     return RunStatus::completed;

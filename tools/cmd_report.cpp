@@ -6,7 +6,7 @@ namespace {
 
 struct ReportOptions {
   std::vector<std::string> runs, metrics;
-  std::string out, title, split;
+  std::string out, title, split, baseline;
   bool percent = false;
 };
 
@@ -16,6 +16,7 @@ std::vector<std::string> report_arguments(const ReportOptions& o) {
   for (const auto& m : o.metrics) args.insert(args.end(), {"--metric", m});
   if (!o.split.empty()) args.insert(args.end(), {"--split", o.split});
   if (o.percent) args.push_back("--percent");
+  if (!o.baseline.empty()) args.insert(args.end(), {"--baseline", o.baseline});
   args.push_back("--");
   args.insert(args.end(), o.runs.begin(), o.runs.end());
   return args;
@@ -29,6 +30,7 @@ PEFTLAB_REGISTER_VERB("report", "Self-contained HTML report (table and figures) 
   cmd.add_option("--metric", o->metrics, "task=metric: headline metric of a task (repeatable)");
   cmd.add_option("--split", o->split, "Split of the final metrics (default: dev, validation, test)");
   cmd.add_flag("--percent", o->percent, "Show metrics x100 with 2 decimals");
+  cmd.add_option("--baseline", o->baseline, "Method label for paired differences (as table --baseline)");
   return [o] { return peftlab::run_analysis(report_arguments(*o)); };
 });
 
