@@ -25,6 +25,7 @@
 #include "experiments/schedule.h"
 #include "experiments/run_model.h"
 #include "experiments/task_model.h"
+#include "experiments/validation.h"
 #include "methods/adaptation.h"
 #include "methods/registry.h"
 #include "tasks/task.h"
@@ -118,6 +119,7 @@ class Trainer {
     // Data: tokenised once (cached), then batched deterministically from the "data" stream.
     train_examples_ = tokenized_split(*task_, "train", *tokenizer_);
     if (train_examples_.empty()) throw InputError(run_.id, "the training split is empty");
+    if (run_.eval.validation > 0) carve_validation();
     auto splits = run_.eval.splits.empty() ? task_->eval_splits() : run_.eval.splits;
     for (const auto& split : splits) eval_sets_.push_back(load_eval_split(*task_, split, *tokenizer_, run_.eval.max_examples));
     BatcherOptions batch_options;
@@ -137,6 +139,39 @@ class Trainer {
     build_optimizer();
     // The same starting point on every process (adapters are seeded alike; this makes it a guarantee).
     dp_.broadcast_from_main(optimizer_parameters(*optimizer_));
+  }
+
+  // Moves a seeded hold-out of the training examples into validation_examples_.
+  void carve_validation() {
+    const auto reported = run_.eval.splits.empty() ? task_->eval_splits() : run_.eval.splits;
+    if (std::find(reported.begin(), reported.end(), kValidationSplit) != reported.end())
+      throw InputError(run_.sources->primary(), "eval.validation: the task reports a split named 'validation' already; "
+                                                "evaluate another split or leave eval.validation out");
+    const int64_t count = validation_count(run_.eval.validation, train_examples_.size(), run_.sources->primary());
+    validation_indices_ = hold_out_indices(train_examples_, count, static_cast<uint64_t>(run_.eval.validation_seed),
+                                           task_->kind() == TaskKind::Classification);
+    std::vector<TokenizedExample> kept;
+    size_t next = 0;
+    for (size_t i = 0; i < train_examples_.size(); ++i) {
+      if (next < validation_indices_.size() && validation_indices_[next] == i) {
+        validation_examples_.push_back(std::move(train_examples_[i]));
+        ++next;
+      } else {
+        kept.push_back(std::move(train_examples_[i]));
+      }
+    }
+    train_examples_ = std::move(kept);
+  }
+
+  bool has_validation() const { return !validation_examples_.empty(); }
+
+  // The validation loss, recorded as a row of /eval/validation.
+  double evaluate_validation(int64_t step, Progress& progress) {
+    const double loss = validation_loss(*model_, validation_examples_, run_.eval.batch_size, tokenizer_->pad_or_eos_id(),
+                                        task_->label_kind());
+    if (recorder_) recorder_->append_eval(kValidationSplit, step, {{"loss", loss}});
+    progress.message(fmt::format("step {} validation loss={:.4f}", step, loss));
+    return loss;
   }
 
   void remember_pretrained_weights() {
@@ -191,6 +226,12 @@ class Trainer {
       recorder_->set_attribute("headline_split", task_->headline_split());
       recorder_->set_attribute("experiment", run_.experiment);
       recorder_->set_attribute("world_size", static_cast<int64_t>(dp_.world_size()));
+      if (has_validation()) {
+        recorder_->set_attribute("validation_size", static_cast<int64_t>(validation_examples_.size()));
+        recorder_->set_attribute("validation_seed", run_.eval.validation_seed);
+        recorder_->set_attribute("validation_indices_sha256", indices_checksum(validation_indices_));
+        recorder_->set_attribute("selection_split", std::string(kValidationSplit));
+      }
     }
   }
 
@@ -280,7 +321,7 @@ class Trainer {
 
     Progress progress(run_.id, total_steps_, run_.record.log_every, options_.progress);
     if (!resumed && run_.record.decomposition_every > 0) record_decomposition(0);
-    const bool better_high = higher_is_better();
+    const bool better_high = has_validation() ? false : higher_is_better();  // validation: a loss
     model_->train();
     RunStatus status = RunStatus::completed;
     while (!training_done(state)) {
@@ -310,7 +351,8 @@ class Trainer {
         record_decomposition(state.step);
       if (run_.train.eval_every > 0 && state.step % run_.train.eval_every == 0 && state.step < total_steps_) {
         double value = 0;
-        evaluate_all(state.step, progress, value);
+        if (has_validation()) value = evaluate_validation(state.step, progress);  // the reported splits wait
+        else evaluate_all(state.step, progress, value);
         const bool improved = state.best_step < 0 || (better_high ? value > state.best_metric : value < state.best_metric);
         if (improved) {
           state.best_metric = value, state.best_step = state.step, state.evals_without_improvement = 0;
@@ -335,14 +377,20 @@ class Trainer {
     checkpoint_now(checkpoint, state);
     // The final evaluation: the last weights, or the best evaluation's when select_best says so (only if it
     // beats the last weights' own evaluation, which is computed here).
+    // With a validation split the choice reads validation alone, and the reported splits are evaluated once,
+    // on the chosen weights.
     double final_value = 0;
     std::map<std::string, SplitPredictions> final_predictions;  // per example, for paired comparisons
-    SplitMetrics final_metrics = evaluate_all(state.step, progress, final_value, &final_predictions);
+    SplitMetrics final_metrics;
+    if (has_validation()) final_value = evaluate_validation(state.step, progress);
+    else final_metrics = evaluate_all(state.step, progress, final_value, &final_predictions);
     const bool best_is_better = state.best_step >= 0 &&
                                 (better_high ? state.best_metric > final_value : state.best_metric < final_value);
     const bool use_best = run_.train.select_best && best_is_better && fs::exists(best);
-    if (use_best) {  // only then do the final metrics differ from the evaluation just made
-      load_weights(best, *model_, identity_);
+    if (use_best) load_weights(best, *model_, identity_);
+    if (has_validation()) {
+      final_metrics = evaluate_all(state.step, progress, final_value, &final_predictions);
+    } else if (use_best) {  // only then do the final metrics differ from the evaluation just made
       final_predictions.clear();
       final_metrics = evaluate_splits(*model_, *task_, eval_sets_, *tokenizer_, run_.eval.batch_size, &final_predictions);
     }
@@ -399,6 +447,9 @@ class Trainer {
   std::vector<TokenizedExample> train_examples_;
   std::vector<EvalSplit> eval_sets_;
   std::unique_ptr<Batcher> batcher_;
+  std::vector<TokenizedExample> validation_examples_;
+  std::vector<size_t> validation_indices_;
+  static constexpr const char* kValidationSplit = "validation";
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<RunRecorder> recorder_;
   int64_t total_steps_ = 0, warmup_steps_ = 0, trainable_params_ = 0, total_params_ = 0;

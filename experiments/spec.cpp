@@ -279,6 +279,11 @@ EvalConfig read_eval(Options& o) {
   for (const auto& s : e.splits)
     if (!seen.insert(s).second) bad_value(o, "splits", fmt::format("split '{}' is listed twice", s));
   e.write_predictions = o.get<bool>("write_predictions", e.write_predictions);
+  e.validation = o.get<double>("validation", e.validation);
+  if (!(e.validation == 0 || (e.validation > 0 && e.validation < 1) ||
+        (e.validation >= 1 && e.validation <= 1e9 && std::floor(e.validation) == e.validation)))
+    bad_value(o, "validation", fmt::format("a count >= 1, a fraction in (0, 1), or 0 for none; got {}", e.validation));
+  e.validation_seed = at_least(o, "validation_seed", e.validation_seed, 0);
   o.finish();
   return e;
 }
@@ -355,6 +360,10 @@ YAML::Node to_node(const EvalConfig& e) {
   splits.SetStyle(YAML::EmitterStyle::Flow);
   n["splits"] = splits;
   n["write_predictions"] = e.write_predictions;
+  if (e.validation > 0) {  // only when used, so that the identity of runs without one stays as it was
+    n["validation"] = number(e.validation);
+    n["validation_seed"] = e.validation_seed;
+  }
   return n;
 }
 
