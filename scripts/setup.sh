@@ -13,6 +13,7 @@ PACKAGES=(
   python3-regex                            # tests/reference/: the tokenizer oracles' \p{L} regexes
   libgloo-dev                              # headers for torch c10d ProcessGroupGloo (data-parallel runs)
   python3 python3-matplotlib python3-h5py python3-numpy   # analysis: tables and figures from run files
+  python3-scipy                                            # analysis: paired comparisons (table --baseline)
   python3-torch                                            # bench/reference_step.py: the PEFT-style step `peftlab bench` compares with
   clang libclang-rt-14-dev                                 # fuzz/ (libFuzzer, sanitizers): docs/fuzzing.md
 )
