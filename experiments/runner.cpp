@@ -226,6 +226,7 @@ class Trainer {
       recorder_->set_attribute("headline_split", task_->headline_split());
       recorder_->set_attribute("experiment", run_.experiment);
       recorder_->set_attribute("world_size", static_cast<int64_t>(dp_.world_size()));
+      if (!run_.tuning.empty()) recorder_->set_attribute("tuning", run_.tuning);
       if (has_validation()) {
         recorder_->set_attribute("validation_size", static_cast<int64_t>(validation_examples_.size()));
         recorder_->set_attribute("validation_seed", run_.eval.validation_seed);
@@ -388,6 +389,8 @@ class Trainer {
                                 (better_high ? state.best_metric > final_value : state.best_metric < final_value);
     const bool use_best = run_.train.select_best && best_is_better && fs::exists(best);
     if (use_best) load_weights(best, *model_, identity_);
+    if (has_validation() && recorder_)  // the chosen weights' validation loss: what a tuned sweep selects on
+      recorder_->set_final(kValidationSplit, {{"loss", use_best ? state.best_metric : final_value}});
     if (has_validation()) {
       final_metrics = evaluate_all(state.step, progress, final_value, &final_predictions);
     } else if (use_best) {  // only then do the final metrics differ from the evaluation just made

@@ -809,11 +809,35 @@ std::vector<SweepAxis> read_sweep(SourceMap& sources, Options& top) {
     if (segments.size() < 2 || std::any_of(segments.begin(), segments.end(), [](auto& s) { return s.empty(); }))
       sources.fail(entry.first,
                    fmt::format("sweep: '{}' must name a key inside a section, e.g. {}.lr", axis.key, segments[0]));
-    if (!entry.second.IsSequence() || entry.second.size() == 0)
-      sources.fail(entry.second.IsNull() ? entry.first : entry.second,
+    YAML::Node values = entry.second;
+    if (values.IsMap()) {  // a tuned axis: {values: [...], select: {split: validation, metric: loss}}
+      for (const auto& field : values)
+        if (field.first.Scalar() != "values" && field.first.Scalar() != "select")
+          sources.fail(field.first, fmt::format("sweep.{}: unknown key '{}' (a tuned axis has values and select)",
+                                                axis.key, field.first.Scalar()));
+      YAML::Node select = values["select"];
+      if (!select || !select.IsMap())
+        sources.fail(select ? select : entry.second,
+                     fmt::format("sweep.{}: select: expected {{split: validation, metric: loss}}", axis.key));
+      if (segments[0] == "method" || segments[0] == "task")
+        sources.fail(entry.first, fmt::format("sweep.{}: only train, eval, model and record axes can be tuned (a "
+                                              "method or task axis makes its own rows)", axis.key));
+      axis.tuned = true;
+      axis.select_split = "validation";
+      axis.select_metric = "loss";
+      for (const auto& field : select) {
+        const std::string& name = field.first.Scalar();
+        if ((name != "split" && name != "metric") || !field.second.IsScalar() || field.second.Scalar().empty())
+          sources.fail(field.first, fmt::format("sweep.{}.select: expected split and metric names, got '{}'", axis.key, name));
+        (name == "split" ? axis.select_split : axis.select_metric) = field.second.Scalar();
+      }
+      values = values["values"];
+    }
+    if (!values || !values.IsSequence() || values.size() == 0)
+      sources.fail(!values || values.IsNull() ? entry.first : values,
                    fmt::format("sweep.{}: expected a non-empty list of values", axis.key));
     std::set<std::string> seen;
-    for (const auto& value : entry.second) {
+    for (const auto& value : values) {
       YAML::Emitter text;
       text << YAML::Flow << value;
       if (!seen.insert(text.c_str()).second)

@@ -147,6 +147,10 @@ struct SweepAxis {
   std::vector<YAML::Node> path;  // one key node per segment, each reporting the sweep key's line
   std::vector<YAML::Node> values;
   YAML::Node key_node;
+  // A tuned axis (`{values: [...], select: {split, metric}}`): the analysis keeps, per task and method, the
+  // value whose runs do best on `select_split` by `select_metric` (mean over seeds), and reports only those.
+  bool tuned = false;
+  std::string select_split, select_metric;
 };
 
 // A loaded spec: includes merged, overrides applied, ${...} expanded, top level checked.

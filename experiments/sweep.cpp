@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -195,6 +196,23 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
   return variants;
 }
 
+// A run's tuned axes with its values of them, and how the analysis chooses among values, for the run file:
+// {"axes": {"train.lr": "3e-4"}, "split": "validation", "metric": "loss"}; empty without tuned axes.
+std::string tuning_json(const Spec& spec, const std::vector<std::pair<std::string, std::string>>& values) {
+  nlohmann::json axes = nlohmann::json::object();
+  std::string split, metric;
+  for (const auto& axis : spec.sweep) {
+    if (!axis.tuned) continue;
+    if (!axes.empty() && (axis.select_split != split || axis.select_metric != metric))
+      spec.sources->fail(axis.key_node, "sweep: every tuned axis must select alike (one split and metric)");
+    for (const auto& [key, value] : values)
+      if (key == axis.key) axes[key] = value;
+    split = axis.select_split, metric = axis.select_metric;
+  }
+  if (axes.empty()) return "";
+  return nlohmann::json{{"axes", axes}, {"split", split}, {"metric", metric}}.dump();
+}
+
 // The id segment of the train/eval/record/model axes: key=value,...
 std::string sweep_segment(const Assignment& assignment) {
   std::vector<std::string> parts;
@@ -324,6 +342,7 @@ std::vector<RunSpec> expand(const Spec& spec) {
           const Assignment* assigned_parts[] = {&task.assigned, &method.assigned, &other[c]};
           for (const Assignment* assigned : assigned_parts)
             for (const auto& [axis, value] : *assigned) run.sweep_values.emplace_back(axis->key, value_text(value));
+          run.tuning = tuning_json(spec, run.sweep_values);
           std::string segment = other_axes.empty() ? "" : sweep_segment(other[c]) + "/";
           run.id = fmt::format("{}/{}/{}seed{}", task.label, method.label, segment, seed);
           if (!ids.insert(run.id).second)  // two sweep values that read the same once made folder-safe

@@ -41,6 +41,9 @@ struct RunSpec {
   RecordConfig record;
   int64_t seed = 0;
   std::vector<std::pair<std::string, std::string>> sweep_values;  // every axis that applies to this run
+  // The tuned axes among them, with how the analysis chooses their value (SweepAxis::tuned), as JSON:
+  // {"axes": ["train.lr"], "split": "validation", "metric": "loss"}; empty when none.
+  std::string tuning;
   std::string resolved_yaml;                                      // this run alone, fully resolved (provenance)
   // Errors from reading `method` / `task` through Options(node, sources->primary(), ...) carry global
   // lines: wrap the reading in with_source_locations(*sources, ...) to report file:line.
