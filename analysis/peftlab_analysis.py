@@ -125,6 +125,15 @@ class Run:
         if not isinstance(self.directions, dict) or \
                 any(v not in ("higher", "lower") for v in self.directions.values()):
             raise InputError(path, "attribute metric_directions: expected {metric: \"higher\" | \"lower\"}")
+        # Tuned sweep axes: {"axes": {"train.lr": "3e-4"}, "split": "validation", "metric": "loss"}, or None.
+        try:
+            self.tuning = json.loads(self.attr("tuning", "")) if self.attr("tuning", "") else None
+        except ValueError as e:
+            raise InputError(path, f"attribute tuning is not JSON: {e}")
+        if self.tuning is not None and (not isinstance(self.tuning, dict) or
+                                        not isinstance(self.tuning.get("axes"), dict) or
+                                        not self.tuning.get("split") or not self.tuning.get("metric")):
+            raise InputError(path, "attribute tuning: expected {axes: {key: value}, split, metric}")
 
     def attr(self, key, default):
         value = self.attrs.get(key, default)
@@ -256,6 +265,50 @@ def share_text(percent, none):
     return f"{percent:.2f}" if percent >= 0.1 or percent == 0 else f"{percent:.2g}"
 
 
+# ---------------------------------------------------------------- tuned sweeps
+
+
+def _tuned_text(axes):
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(axes.items()))
+
+
+def choose_tuned(runs):
+    """For runs of tuned sweeps: per (task, method label), the value of the tuned axes whose completed runs
+    score best on the tuning's split and metric (mean over seeds; the metric's recorded direction, loss lower;
+    ties to the smaller mean's first value in sorted order). Returns (the runs to report: untuned runs and
+    the chosen value's runs, {(task, label): chosen text}, [(task, label, text, mean, n) of every candidate])."""
+    groups = defaultdict(lambda: defaultdict(list))  # (task, label) -> axes text -> runs
+    kept = []
+    for run in runs:
+        if run.tuning is None:
+            kept.append(run)
+        else:
+            groups[(run.task, run.label)][json.dumps(run.tuning["axes"], sort_keys=True)].append(run)
+    chosen, candidates = {}, []
+    for key, by_value in sorted(groups.items()):
+        scored = []
+        for axes_json, members in sorted(by_value.items()):
+            tuning = members[0].tuning
+            split, metric = tuning["split"], tuning["metric"]
+            values = [r.final.get(split, {}).get(metric) for r in members if r.status == "completed"]
+            values = [v for v in values if v is not None and math.isfinite(v)]
+            mean = float(np.mean(values)) if values else None
+            direction = "lower" if metric == "loss" else members[0].directions.get(metric)
+            if direction is None:
+                raise InputError(members[0].path, f"tuning metric '{metric}' has no recorded direction")
+            text = _tuned_text(json.loads(axes_json))
+            candidates.append((key[0], key[1], text, mean, len(values), split, metric))
+            if mean is not None:
+                scored.append((mean if direction == "lower" else -mean, text, members))
+        if not scored:
+            continue
+        scored.sort(key=lambda item: item[0])
+        best = scored[0]
+        chosen[key] = best[1]
+        kept += best[2]
+    return kept, chosen, candidates
+
+
 # ---------------------------------------------------------------- the results table
 
 
@@ -272,6 +325,7 @@ class Cell:
 
 class Table:
     def __init__(self, runs, overrides, split=None, baseline=None):
+        runs, self.chosen, self.candidates = choose_tuned(runs)
         self.tasks = sorted({r.task for r in runs})
         self.metric = {t: overrides.get(t) or self._common_metric(runs, t) for t in self.tasks}
         self.direction = {t: self._common_direction(runs, t, self.metric[t]) for t in self.tasks}
@@ -438,7 +492,19 @@ class Table:
             share = share_text(self.share[label], "–")
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {avg_text} | {share} |")
         lines += self._excluded_lines("")
+        lines += self.tuning_lines()
         return "\n".join(lines) + "\n"
+
+    def tuning_lines(self):
+        """Which value of the tuned axes each row reports, and what the others scored."""
+        if not self.chosen:
+            return []
+        lines = ["", "Tuned: each method at its own best value, chosen on the selection split (mean over seeds):"]
+        for task, label, text, mean, n, split, metric in self.candidates:
+            mark = " (chosen)" if self.chosen.get((task, label)) == text else ""
+            score = "–" if mean is None else f"{mean:.4f}"
+            lines.append(f"- {task} / {label}: {text}: {split} {metric} {score} (n={n}){mark}")
+        return lines
 
     def latex(self, scale, digits):
         cols = "l" + "r" * (len(self.tasks) + 2)
@@ -471,6 +537,8 @@ class Table:
             head += [f"{t}_mean", f"{t}_std", f"{t}_median", f"{t}_n", f"{t}_best"]
             if self.baseline is not None:
                 head += [f"{t}_diff", f"{t}_diff_low", f"{t}_diff_high"]
+        if self.chosen:
+            head += [f"{t}_chosen" for t in self.tasks]
         writer.writerow(head + ["avg", "trainable_percent"])
         for label in self.rows:
             row = [label]
@@ -480,6 +548,8 @@ class Table:
                 if self.baseline is not None:
                     d = self.paired.get((label, t))
                     row += [_num(d.diff if d else None), _num(d.low if d else None), _num(d.high if d else None)]
+            if self.chosen:
+                row += [self.chosen.get((t, label), "") for t in self.tasks]
             writer.writerow(row + [_num(self.avg[label]), _num(self.share[label])])
         return out.getvalue()
 
