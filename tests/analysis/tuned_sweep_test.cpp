@@ -96,7 +96,7 @@ TEST(TunedSweep, SpecErrorsNameTheLine) {
   testing::write_file(dir / "a.yaml", head + "  method.rank: {values: [4, 8], select: {split: validation}}\n");
   auto a = testing::run_cli({"validate", (dir / "a.yaml").string()});
   EXPECT_EQ(a.status, 2) << a.output;
-  EXPECT_NE(a.output.find("a.yaml:10:"), std::string::npos) << a.output;
+  EXPECT_NE(a.output.find("a.yaml:9:"), std::string::npos) << a.output;
   EXPECT_NE(a.output.find("can be tuned"), std::string::npos) << a.output;
   testing::write_file(dir / "b.yaml", head + "  train.lr: {values: [1.0e-3], selct: {split: validation}}\n");
   auto b = testing::run_cli({"validate", (dir / "b.yaml").string()});
