@@ -19,8 +19,8 @@ namespace {
 
 // A method or task entry with the values of its own sweep axes applied.
 struct Variant {
-  YAML::Node node;   // name + options, label (and a method's train) removed
-  YAML::Node train;  // a method entry's own train settings (null: none)
+  YAML::Node node;   // name + options, label and train removed
+  YAML::Node train;  // the entry's own train settings (null: none)
   YAML::Node entry;  // the entry as written (for error locations)
   std::string label;
   bool explicit_label = false;
@@ -176,11 +176,10 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
       Variant v;
       v.entry = entry;
       v.node = registry_options(entry);
-      if (is_method) v.train = lookup(entry, "train");
+      v.train = lookup(entry, "train");
       if (v.train && !v.train.IsNull() && !v.train.IsMap())
-        sources.fail(v.train, "a method's train: is a mapping of train settings, e.g. {lr: 3.0e-4}");
-      if (!is_method && lookup(entry, "train"))
-        sources.fail(lookup(entry, "train"), "train: belongs to method entries (a method's own train settings)");
+        sources.fail(v.train, fmt::format("a {}'s train: is a mapping of train settings, e.g. {{lr: 3.0e-4}}",
+                                          is_method ? "method" : "task"));
       for (const auto& [axis, value] : assignment) v.node = with_value(sources, *axis, v.node, 1, value);
       v.assigned = assignment;
       YAML::Node label = lookup(entry, "label");
@@ -269,27 +268,40 @@ struct Sections {
   RecordConfig record;
 };
 
-// The train section with a method entry's own settings written over it, key by key; a key the sweep also
-// sets would be ambiguous and is an error at the method's line.
-YAML::Node train_for_method(const Spec& spec, const Variant& method, const Assignment& assignment) {
-  if (!method.train || method.train.IsNull()) return spec.train;
+// The train section with a task entry's and a method entry's own settings written over it, key by key (a
+// task's recipe, e.g. the LoRA paper's learning rate per GLUE task, and a method's, e.g. full fine-tuning's
+// smaller rate). A key that two of task entry, method entry and sweep set is ambiguous: an error at its line.
+YAML::Node train_for(const Spec& spec, const Variant& task, const Variant& method, const Assignment& assignment) {
+  const auto own = [](const Variant& v) { return v.train && v.train.IsMap() && v.train.size() > 0; };
+  if (!own(task) && !own(method)) return spec.train;
   YAML::Node merged(YAML::NodeType::Map);
+  const auto set_by_entry = [&](const std::string& key) {
+    return (own(task) && task.train[key]) || (own(method) && method.train[key]);
+  };
   if (spec.train && spec.train.IsMap())
     for (const auto& e : spec.train)
-      if (!method.train[e.first.Scalar()]) merged.force_insert(e.first, e.second);
-  for (const auto& e : method.train) {
-    for (const auto& [axis, value] : assignment)
-      if (axis->key == "train." + e.first.Scalar())
-        spec.sources->fail(e.first, fmt::format("train.{} is set by this method entry and swept by sweep: {}; "
-                                                "keep one", e.first.Scalar(), axis->key));
-    merged.force_insert(e.first, e.second);
+      if (!set_by_entry(e.first.Scalar())) merged.force_insert(e.first, e.second);
+  for (const Variant* entry : {&task, &method}) {
+    if (!own(*entry)) continue;
+    const char* kind = entry == &task ? "task" : "method";
+    for (const auto& e : entry->train) {
+      const std::string key = e.first.Scalar();
+      for (const auto& [axis, value] : assignment)
+        if (axis->key == "train." + key)
+          spec.sources->fail(e.first, fmt::format("train.{} is set by this {} entry and swept by sweep: {}; keep one",
+                                                  key, kind, axis->key));
+      if (entry == &method && own(task) && task.train[key])
+        spec.sources->fail(e.first, fmt::format("train.{} is set by this method entry and by the task entry at line "
+                                                "{}; keep one", key, spec.sources->locate(task.train[key]).line));
+      merged.force_insert(e.first, e.second);
+    }
   }
   return merged;
 }
 
-Sections read_sections(const Spec& spec, const Variant& method, const Assignment& assignment) {
+Sections read_sections(const Spec& spec, const Variant& task, const Variant& method, const Assignment& assignment) {
   std::map<std::string, YAML::Node> nodes = {{"model", spec.model},
-                                             {"train", train_for_method(spec, method, assignment)},
+                                             {"train", train_for(spec, task, method, assignment)},
                                              {"eval", spec.eval},
                                              {"record", spec.record}};
   for (const auto& [axis, value] : assignment) {
@@ -315,13 +327,16 @@ std::vector<RunSpec> expand(const Spec& spec) {
   for (const auto& t : tasks) run_validator(sources, "task", t.node);
 
   std::vector<Assignment> other = combinations(other_axes);
-  std::vector<std::vector<Sections>> sections(methods.size());  // [method][assignment]
-  for (size_t m = 0; m < methods.size(); ++m)
-    for (const auto& assignment : other) sections[m].push_back(read_sections(spec, methods[m], assignment));
+  // [task][method][assignment]
+  std::vector<std::vector<std::vector<Sections>>> sections(tasks.size(), std::vector<std::vector<Sections>>(methods.size()));
+  for (size_t t = 0; t < tasks.size(); ++t)
+    for (size_t m = 0; m < methods.size(); ++m)
+      for (const auto& assignment : other) sections[t][m].push_back(read_sections(spec, tasks[t], methods[m], assignment));
 
   std::vector<RunSpec> runs;
   std::set<std::string> ids;
-  for (const auto& task : tasks) {
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    const Variant& task = tasks[t];
     for (size_t m = 0; m < methods.size(); ++m) {
       const Variant& method = methods[m];
       for (size_t c = 0; c < other.size(); ++c) {
@@ -334,10 +349,10 @@ std::vector<RunSpec> expand(const Spec& spec) {
           run.task_label = task.label;
           run.method = method.node;
           run.task = task.node;
-          run.model = sections[m][c].model;
-          run.train = sections[m][c].train;
-          run.eval = sections[m][c].eval;
-          run.record = sections[m][c].record;
+          run.model = sections[t][m][c].model;
+          run.train = sections[t][m][c].train;
+          run.eval = sections[t][m][c].eval;
+          run.record = sections[t][m][c].record;
           run.seed = seed;
           const Assignment* assigned_parts[] = {&task.assigned, &method.assigned, &other[c]};
           for (const Assignment* assigned : assigned_parts)

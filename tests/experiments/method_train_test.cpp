@@ -59,6 +59,42 @@ train: {max_steps: 10}
   EXPECT_DOUBLE_EQ(run_with_id(runs, "sst2/lora-r8-lr=3.0e-4/seed0").train.lr, 3.0e-4);
 }
 
+TEST(MethodTrain, TaskEntriesCarryTheirRecipeAndMethodsTheirs) {
+  const std::string text = R"(name: t
+model: {path: /models/m.bin, tokenizer: /models/tok.model}
+methods:
+  - {name: full, train: {weight_decay: 0.1}}
+  - {name: lora, rank: 8, alpha: 16}
+tasks:
+  - {name: sst2, train: {lr: 5.0e-4, batch_size: 16}}
+  - {name: rte, train: {lr: 4.0e-4, epochs: 80}}
+train: {lr: 2.0e-3, batch_size: 4, epochs: 2}
+)";
+  auto runs = expand_spec(load_spec_text(text, "s.yaml"));
+  ASSERT_EQ(runs.size(), 4u);
+  const RunSpec& sst2_full = run_with_id(runs, "sst2/full/seed0");
+  EXPECT_DOUBLE_EQ(sst2_full.train.lr, 5.0e-4);
+  EXPECT_EQ(sst2_full.train.batch_size, 16);
+  EXPECT_EQ(sst2_full.train.epochs, 2);
+  EXPECT_DOUBLE_EQ(sst2_full.train.weight_decay, 0.1);
+  const RunSpec& rte_lora = run_with_id(runs, "rte/lora-r8/seed0");
+  EXPECT_DOUBLE_EQ(rte_lora.train.lr, 4.0e-4);
+  EXPECT_EQ(rte_lora.train.batch_size, 4);
+  EXPECT_EQ(rte_lora.train.epochs, 80);
+  EXPECT_DOUBLE_EQ(rte_lora.train.weight_decay, 0.0);
+  EXPECT_FALSE(rte_lora.task["train"]) << "train: is the spec's, never the task registry's";
+
+  // The same key from a task entry and a method entry is ambiguous.
+  std::string both = text;
+  both.replace(both.find("{weight_decay: 0.1}"), 19, "{lr: 1.0e-5}");
+  try {
+    expand_spec(load_spec_text(both, "s.yaml"));
+    ADD_FAILURE() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_EQ(std::string(e.what()), "s.yaml:4: train.lr is set by this method entry and by the task entry at line 7; keep one");
+  }
+}
+
 TEST(MethodTrain, ErrorsNameTheirLine) {
   const std::string base = R"(name: t
 model: {path: /models/m.bin, tokenizer: /models/tok.model}
