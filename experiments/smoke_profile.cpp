@@ -1,9 +1,30 @@
 #include "experiments/smoke_profile.h"
 
+#include <yaml-cpp/yaml.h>
+
 namespace peftlab {
 
+namespace {
+
+// The spec file's own `smoke:` list (the file itself, not its includes).
+std::vector<std::string> spec_smoke_list(const std::filesystem::path& spec) {
+  std::vector<std::string> out;
+  try {
+    YAML::Node root = YAML::LoadFile(spec.string());
+    YAML::Node smoke = root.IsMap() ? root["smoke"] : YAML::Node();
+    if (smoke && smoke.IsSequence())
+      for (const auto& item : smoke)
+        if (item.IsScalar()) out.push_back(item.Scalar());
+  } catch (const YAML::Exception&) {
+    // the spec loader reports it, with its line
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> smoke_overrides(const std::filesystem::path& spec) {
-  return {
+  std::vector<std::string> profile = {
       "model.path=${data}/models/stories260K/stories260K.bin",
       "model.tokenizer=${data}/models/stories260K/tok512.model",
       "model.dtype=float32",
@@ -24,6 +45,8 @@ std::vector<std::string> smoke_overrides(const std::filesystem::path& spec) {
       "seeds=[0]",
       "output.dir=runs/smoke/" + spec.stem().string(),
   };
+  for (auto& item : spec_smoke_list(spec)) profile.push_back(std::move(item));
+  return profile;
 }
 
 }  // namespace peftlab

@@ -886,6 +886,13 @@ void finish_spec(Spec& spec, const std::vector<std::string>& overrides) {
   if (spec.output_dir.empty()) bad_value(output, "dir", "must not be empty");
   output.finish();
   top.raw("include");  // consumed by the loader
+  // `smoke`: the spec's own additions to the smoke profile (experiments/smoke_profile.h), read by --smoke.
+  if (YAML::Node smoke = top.raw("smoke"); smoke && !smoke.IsNull()) {
+    if (!smoke.IsSequence()) sources.fail(smoke, "smoke: expected a list of key=value overrides");
+    for (const auto& item : smoke)
+      if (!item.IsScalar() || item.Scalar().find('=') == std::string::npos)
+        sources.fail(item, "smoke: expected a list of key=value overrides");
+  }
   top.finish();
 }
 
