@@ -437,7 +437,7 @@ class Table:
 
     @staticmethod
     def _common_direction(runs, task, metric):
-        """"higher" or "lower" as the runs recorded it for the metric; None when none did (no best is marked)."""
+        """The direction ("higher" or "lower") the runs recorded for the metric; None when none did."""
         found = sorted({r.directions[metric] for r in runs if r.task == task and metric in r.directions})
         if len(found) > 1:
             raise InputError(task, f"runs disagree on whether higher or lower {metric} is better")

@@ -738,6 +738,7 @@ void resolve_task_file(SourceMap& sources, YAML::Node entry) {
   fs::path path = file.Scalar();
   if (path.is_relative() && at.line > 0 && fs::is_regular_file(at.file)) path = fs::path(at.file).parent_path() / path;
   if (!fs::is_regular_file(path)) sources.fail(file, fmt::format("file: no task file '{}'", path.string()));
+  path = fs::absolute(path).lexically_normal();  // provenance and later `eval` runs do not depend on the folder
   std::string name;
   try {
     YAML::Node root = YAML::LoadFile(path.string());

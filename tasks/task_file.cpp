@@ -47,6 +47,11 @@ std::string expand_data_variable(const std::string& text, const std::string& fil
   }
 }
 
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& known) {
+  const std::string guess = closest_match(name, known);
+  return guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess);
+}
+
 // UTF-8 code points: Python's len() of the text, which lm-evaluation-harness normalises by.
 int64_t code_points(const std::string& text) {
   int64_t n = 0;
@@ -545,9 +550,8 @@ class FileTask : public SentenceTask, public TextAnswerTask {
     auto check = [&](const TextTemplate& t) {
       for (const auto& field : t.fields())
         if (std::find(columns.begin(), columns.end(), field) == columns.end())
-          throw InputError(t.file(), fmt::format("{}: unknown field '{}' for {} ({}); {}", t.where(), field, data_file,
-                                                 fmt::join(columns, ", "),
-                                                 unknown_name_message("column", field, columns)),
+          throw InputError(t.file(), fmt::format("{}: unknown field '{}': {} has columns {}{}", t.key(), field, data_file,
+                                                 fmt::join(columns, ", "), did_you_mean(field, columns)),
                            t.line());
     };
     for (const auto& t : inputs_) check(t);

@@ -44,6 +44,7 @@ class TextTemplate {
   std::string where() const;
   const std::string& file() const { return file_; }
   long line() const { return line_; }
+  const std::string& key() const { return key_; }
 
  private:
   struct Piece {

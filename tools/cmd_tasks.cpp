@@ -28,8 +28,8 @@ int list_tasks(const TasksArgs& args) {
     if (source.empty()) input_error("--show", "{}", unknown_name_message("task", args.show, task_names()));
     input_error("--show", "task {} is defined in C++ ({}), not by a task file", args.show, source);
   }
-  std::cout << fmt::format("{:<16} {}\n", "task", "source");
-  for (const auto& name : task_names()) std::cout << fmt::format("{:<16} {}\n", name, task_source(name));
+  std::cout << fmt::format("{:<22} {}\n", "task", "source");
+  for (const auto& name : task_names()) std::cout << fmt::format("{:<22} {}\n", name, task_source(name));
   return 0;
 }
 
