@@ -6,9 +6,11 @@
 #include <fstream>
 
 #include "core/errors.h"
+#include "core/families/bert.h"
 #include "core/families/llama.h"
 #include "core/families/mistral.h"
 #include "core/families/qwen2.h"
+#include "core/families/roberta.h"
 #include "core/suggest.h"
 
 namespace peftlab {
@@ -19,6 +21,8 @@ const std::vector<BackboneFamily>& backbone_families() {
       {"llama", read_llama_config},
       {"mistral", read_mistral_config},
       {"qwen2", read_qwen2_config},
+      {"bert", read_bert_config},
+      {"roberta", read_roberta_config},
   };
   return families;
 }
