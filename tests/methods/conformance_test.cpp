@@ -22,7 +22,7 @@ struct MethodCase {
   std::string id;       // gtest-safe name
   std::string yaml;     // the method mapping
   bool biased = false;  // every slot has a bias (a llama config with attention_bias and mlp_bias)
-  std::string family;   // "": llama (stories260K or the biased config); "roberta", "bert": a tiny encoder
+  std::string family{};  // "": llama (stories260K or the biased config); "roberta", "bert": a tiny encoder
 };
 
 // Variants beyond each registered method's defaults.
