@@ -60,15 +60,22 @@ std::vector<MethodCase> all_cases() {
   cases.push_back({"bora_all_linear_bert", "{name: bora, rank: 4, alpha: 8, order: in_first, detach_norms: false, "
                                            "targets: all-linear}", true, "bert"});
   cases.push_back({"full_defaults_bert", "{name: full}", true, "bert"});
+  cases.push_back({"lora_defaults_deberta", "{name: lora}", true, "deberta-v2"});
+  cases.push_back({"dora_all_linear_deberta", "{name: dora, rank: 4, alpha: 8, detach_norm: false, targets: all-linear}",
+                   true, "deberta-v2"});
   return cases;
 }
 
-// A tiny randomly initialised encoder of the family (dropout off, so that forward passes compare exactly).
+// A tiny randomly initialised encoder of the family (bert, roberta, deberta-v2) (dropout off, so that forward passes compare exactly).
 Backbone encoder_model(const std::string& family) {
   nlohmann::json config = {{"model_type", family}, {"hidden_size", 64}, {"intermediate_size", 96},
                            {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"vocab_size", 512},
                            {"max_position_embeddings", 40}, {"hidden_dropout_prob", 0.0},
                            {"attention_probs_dropout_prob", 0.0}, {"type_vocab_size", family == "bert" ? 2 : 1}};
+  if (family == "deberta-v2")  // DeBERTa-v3's layout: the query and key slots also project the relative embeddings
+    config.update({{"type_vocab_size", 0}, {"relative_attention", true}, {"position_buckets", 8},
+                   {"max_relative_positions", 16}, {"share_att_key", true}, {"pos_att_type", "p2c|c2p"},
+                   {"norm_rel_ebd", "layer_norm"}, {"position_biased_input", false}});
   return backbone_config_from_json(config, "encoder test config")->build();
 }
 
@@ -376,7 +383,7 @@ TEST(MethodConformanceTable, EveryRegisteredMethodIsCovered) {
     else ++decoder, biased += c.biased;
   }
   EXPECT_EQ(2 * biased, decoder);
-  EXPECT_GE(encoder, static_cast<int64_t>(method_names().size()) + 4);
+  EXPECT_GE(encoder, static_cast<int64_t>(method_names().size()) + 6);
 }
 
 }  // namespace

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Reference forward pass of the Hugging Face encoder families bert and roberta with their sequence
-classification heads, for parity tests.
+"""Reference forward pass of the Hugging Face encoder families bert, roberta and deberta-v2 with their
+sequence classification heads, for parity tests.
 
 Written from the model definitions in Hugging Face transformers (BertEmbeddings, BertSelfAttention,
 BertSelfOutput, BertIntermediate, BertOutput, BertPooler and BertForSequenceClassification; RobertaEmbeddings
-with create_position_ids_from_input_ids, and RobertaClassificationHead), without transformers itself: it needs
-only PyTorch and NumPy. For one case it writes
+with create_position_ids_from_input_ids, and RobertaClassificationHead; DebertaV2Embeddings, the disentangled
+attention of DisentangledSelfAttention with build_relative_position and make_log_bucket_position, the relative
+embeddings' LayerNorm of DebertaV2Encoder, ContextPooler and DebertaV2ForSequenceClassification), without
+transformers itself: it needs only PyTorch and NumPy. For one case it writes
 
   OUT/model/config.json         the configuration, with transformers' field names
   OUT/model/model.safetensors   random weights of the *ForSequenceClassification model, with transformers'
@@ -97,6 +99,73 @@ CASES["roberta"] = {
     },
 }
 
+# DeBERTa-v3's layout (deberta-v3-base's config shrunk): no absolute positions, no token types, relative
+# position buckets (8 buckets for a 12-token sequence, so the logarithmic buckets occur), keys shared with the
+# content projections, c2p and p2c, LayerNorm on the relative embeddings.
+CASES["deberta-v3"] = {
+    "about": "deberta-v2 (v3 layout): position_buckets 8, max_relative_positions 16, share_att_key, p2c|c2p, "
+             "norm_rel_ebd layer_norm, no absolute positions, type_vocab_size 0, ContextPooler, 2 labels",
+    "num_labels": 2,
+    "config": {
+        "architectures": ["DebertaV2ForSequenceClassification"],
+        "model_type": "deberta-v2",
+        "vocab_size": 96,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 48,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": 64,
+        "type_vocab_size": 0,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-7,
+        "relative_attention": True,
+        "max_relative_positions": 16,
+        "position_buckets": 8,
+        "norm_rel_ebd": "layer_norm",
+        "share_att_key": True,
+        "pos_att_type": "p2c|c2p",
+        "position_biased_input": False,
+        "pad_token_id": 0,
+        "pooler_dropout": 0,
+        "pooler_hidden_act": "gelu",
+    },
+}
+
+# DeBERTa-v2's other branches: separate position projections (pos_key_proj), c2p only, relative distances
+# clamped at max_relative_positions 5 (no buckets), absolute positions added to the input, two token types.
+CASES["deberta-v2"] = {
+    "about": "deberta-v2: max_relative_positions 5 < sequence, no buckets, pos_key_proj (share_att_key false), "
+             "c2p only, position_biased_input, 2 token types, 1 label (regression)",
+    "num_labels": 1,
+    "config": {
+        "architectures": ["DebertaV2ForSequenceClassification"],
+        "model_type": "deberta-v2",
+        "vocab_size": 96,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 40,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": 32,
+        "type_vocab_size": 2,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-7,
+        "relative_attention": True,
+        "max_relative_positions": 5,
+        "share_att_key": False,
+        "pos_att_type": ["c2p"],
+        "position_biased_input": True,
+        "pad_token_id": 0,
+        "pooler_dropout": 0,
+        "pooler_hidden_act": "gelu",
+    },
+}
+
 FILE_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 # ---------------------------------------------------------------------------------------------------------
@@ -104,10 +173,67 @@ FILE_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def prefix(config):
-    return config["model_type"]
+    return "deberta" if config["model_type"] == "deberta-v2" else config["model_type"]
+
+
+def deberta(config):
+    """DebertaV2Config's derived settings, as the modules read them."""
+    pos = config.get("pos_att_type") or []
+    if isinstance(pos, str):
+        pos = [x.strip() for x in pos.lower().split("|")]
+    max_relative = config.get("max_relative_positions", -1)
+    if max_relative < 1:
+        max_relative = config["max_position_embeddings"]
+    buckets = config.get("position_buckets", -1)
+    return {"c2p": "c2p" in pos, "p2c": "p2c" in pos, "max_relative": max_relative, "buckets": buckets,
+            "span": buckets if buckets > 0 else max_relative, "share": config.get("share_att_key", False),
+            "relative": config.get("relative_attention", False),
+            "norm": "layer_norm" in [x.strip() for x in config.get("norm_rel_ebd", "none").lower().split("|")],
+            "absolute": config.get("position_biased_input", True)}
+
+
+def deberta_weight_shapes(config, num_labels):
+    H, I, d = config["hidden_size"], config["intermediate_size"], deberta(config)
+    shapes = OrderedDict()
+    shapes["deberta.embeddings.word_embeddings.weight"] = (config["vocab_size"], H)
+    if d["absolute"]:
+        shapes["deberta.embeddings.position_embeddings.weight"] = (config["max_position_embeddings"], H)
+    if config["type_vocab_size"] > 0:
+        shapes["deberta.embeddings.token_type_embeddings.weight"] = (config["type_vocab_size"], H)
+    shapes["deberta.embeddings.LayerNorm.weight"] = (H,)
+    shapes["deberta.embeddings.LayerNorm.bias"] = (H,)
+    for i in range(config["num_hidden_layers"]):
+        layer = f"deberta.encoder.layer.{i}."
+        names = ["attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj"]
+        if d["relative"] and not d["share"]:
+            names += ["attention.self.pos_key_proj"] if d["c2p"] else []
+            names += ["attention.self.pos_query_proj"] if d["p2c"] else []
+        for name in names + ["attention.output.dense"]:
+            shapes[layer + name + ".weight"] = (H, H)
+            shapes[layer + name + ".bias"] = (H,)
+        shapes[layer + "attention.output.LayerNorm.weight"] = (H,)
+        shapes[layer + "attention.output.LayerNorm.bias"] = (H,)
+        shapes[layer + "intermediate.dense.weight"] = (I, H)
+        shapes[layer + "intermediate.dense.bias"] = (I,)
+        shapes[layer + "output.dense.weight"] = (H, I)
+        shapes[layer + "output.dense.bias"] = (H,)
+        shapes[layer + "output.LayerNorm.weight"] = (H,)
+        shapes[layer + "output.LayerNorm.bias"] = (H,)
+    if d["relative"]:
+        shapes["deberta.encoder.rel_embeddings.weight"] = (2 * d["span"], H)
+    if d["norm"]:
+        shapes["deberta.encoder.LayerNorm.weight"] = (H,)
+        shapes["deberta.encoder.LayerNorm.bias"] = (H,)
+    shapes["pooler.dense.weight"] = (H, H)
+    shapes["pooler.dense.bias"] = (H,)
+    shapes["classifier.weight"] = (num_labels, H)
+    shapes["classifier.bias"] = (num_labels,)
+    return shapes
 
 
 def weight_shapes(config, num_labels):
+    if config["model_type"] == "deberta-v2":
+        return deberta_weight_shapes(config, num_labels)
     p, H, I = prefix(config), config["hidden_size"], config["intermediate_size"]
     shapes = OrderedDict()
     shapes[f"{p}.embeddings.word_embeddings.weight"] = (config["vocab_size"], H)
@@ -187,7 +313,82 @@ def position_ids(config, input_ids):
     return torch.arange(input_ids.shape[1]).unsqueeze(0).expand_as(input_ids)
 
 
+def make_log_bucket_position(relative_pos, bucket_size, max_position):
+    """Relative distances beyond bucket_size // 2 on a logarithmic scale (float32 arithmetic, as transformers)."""
+    sign = torch.sign(relative_pos)
+    mid = bucket_size // 2
+    abs_pos = torch.where((relative_pos < mid) & (relative_pos > -mid), torch.tensor(mid - 1).type_as(relative_pos),
+                          torch.abs(relative_pos))
+    log_pos = torch.ceil(torch.log(abs_pos / mid) / torch.log(torch.tensor((max_position - 1) / mid))
+                         * (mid - 1)) + mid
+    return torch.where(abs_pos <= mid, relative_pos.type_as(log_pos), log_pos * sign)
+
+
+def build_relative_position(size, bucket_size, max_position):
+    """(size, size) distances query - key, bucketed when bucket_size > 0."""
+    ids = torch.arange(size)
+    relative = ids[:, None] - ids[None, :]
+    if bucket_size > 0 and max_position > 0:
+        relative = make_log_bucket_position(relative, bucket_size, max_position)
+    return relative.to(torch.long)
+
+
+def deberta_encode(config, w, input_ids, token_type_ids, attention_mask):
+    H, eps, heads, d = config["hidden_size"], config["layer_norm_eps"], config["num_attention_heads"], deberta(config)
+    hd = H // heads
+    B, T = input_ids.shape
+    e = "deberta.embeddings."
+    x = w[e + "word_embeddings.weight"][input_ids]
+    if d["absolute"]:
+        x = x + w[e + "position_embeddings.weight"][torch.arange(T)].unsqueeze(0)
+    if config["type_vocab_size"] > 0:
+        x = x + w[e + "token_type_embeddings.weight"][token_type_ids]
+    x = layer_norm(x, w, e + "LayerNorm", eps) * attention_mask.unsqueeze(-1).to(torch.float64)
+    rel_embeddings = w.get("deberta.encoder.rel_embeddings.weight")
+    if d["norm"]:
+        rel_embeddings = layer_norm(rel_embeddings, w, "deberta.encoder.LayerNorm", eps)
+    relative_pos = build_relative_position(T, d["buckets"], d["max_relative"])
+    # XSoftmax: query i and key j both real; masked entries get zero probability.
+    pair_mask = (attention_mask[:, None, :, None] * attention_mask[:, None, None, :]).bool()
+    scale_factor = 1 + int(d["c2p"]) + int(d["p2c"])
+    scale = math.sqrt(hd * scale_factor)  # float64 here; transformers rounds this square root to float32
+    span = d["span"]
+
+    def heads_of(t):
+        return t.view(t.shape[0], t.shape[1], heads, hd).permute(0, 2, 1, 3)
+
+    for i in range(config["num_hidden_layers"]):
+        layer = f"deberta.encoder.layer.{i}."
+        a = layer + "attention.self."
+        q = heads_of(linear(x, w, a + "query_proj"))
+        k = heads_of(linear(x, w, a + "key_proj"))
+        v = heads_of(linear(x, w, a + "value_proj"))
+        scores = q @ k.transpose(-1, -2) / scale
+        if d["relative"]:
+            r = rel_embeddings[0:2 * span].unsqueeze(0)
+            if d["c2p"]:
+                pos_key = heads_of(linear(r, w, a + ("key_proj" if d["share"] else "pos_key_proj")))
+                c2p = q @ pos_key.transpose(-1, -2)
+                index = torch.clamp(relative_pos + span, 0, 2 * span - 1).expand(B, heads, T, T)
+                scores = scores + torch.gather(c2p, -1, index) / scale
+            if d["p2c"]:
+                pos_query = heads_of(linear(r, w, a + ("query_proj" if d["share"] else "pos_query_proj")))
+                p2c = k @ pos_query.transpose(-1, -2)
+                index = torch.clamp(-relative_pos + span, 0, 2 * span - 1).expand(B, heads, T, T)
+                scores = scores + torch.gather(p2c, -1, index).transpose(-1, -2) / scale
+        scores = scores.masked_fill(~pair_mask, torch.finfo(torch.float64).min)
+        probs = torch.softmax(scores, dim=-1).masked_fill(~pair_mask, 0)
+        context = (probs @ v).permute(0, 2, 1, 3).reshape(B, T, H)
+        attended = layer_norm(linear(context, w, layer + "attention.output.dense") + x, w,
+                              layer + "attention.output.LayerNorm", eps)
+        inner = gelu(linear(attended, w, layer + "intermediate.dense"), config["hidden_act"])
+        x = layer_norm(linear(inner, w, layer + "output.dense") + attended, w, layer + "output.LayerNorm", eps)
+    return x
+
+
 def encode(config, w, input_ids, token_type_ids, attention_mask):
+    if config["model_type"] == "deberta-v2":
+        return deberta_encode(config, w, input_ids, token_type_ids, attention_mask)
     p, H, eps = prefix(config), config["hidden_size"], config["layer_norm_eps"]
     heads = config["num_attention_heads"]
     d = H // heads
@@ -218,6 +419,9 @@ def encode(config, w, input_ids, token_type_ids, attention_mask):
 
 def classify(config, w, hidden):
     first = hidden[:, 0]
+    if config["model_type"] == "deberta-v2":  # ContextPooler, then the classifier
+        pooled = gelu(linear(first, w, "pooler.dense"), config.get("pooler_hidden_act", "gelu"))
+        return linear(pooled, w, "classifier")
     if config["model_type"] == "bert":
         pooled = torch.tanh(linear(first, w, "bert.pooler.dense"))
         return linear(pooled, w, "classifier")
@@ -331,7 +535,22 @@ def self_test():
                                                mask[row:row + 1, :n]))
             check(torch.allclose(alone[0], batch[row], atol=1e-12, rtol=0),
                   f"{name}: row {row} alone equals the padded batch")
-        if config["model_type"] == "roberta":
+        if config["model_type"] == "deberta-v2":
+            d = deberta(config)
+            relative = build_relative_position(SEQ_LEN, d["buckets"], d["max_relative"])
+            if d["buckets"] > 0:
+                check(relative.abs().max().item() < d["span"] and relative[SEQ_LEN - 1, 0].item() < SEQ_LEN - 1,
+                      f"{name}: distances beyond the buckets are compressed")
+            else:
+                check(relative.abs().max().item() > d["span"], f"{name}: distances reach beyond the span (clamped)")
+            plain = copy.deepcopy(config)
+            plain["relative_attention"] = False
+            plain["norm_rel_ebd"] = "none"
+            plain_w = OrderedDict((n, t) for n, t in w.items() if "rel_embeddings" not in n and "encoder.LayerNorm" not in n
+                                  and "pos_key_proj" not in n and "pos_query_proj" not in n)
+            check(not torch.allclose(classify(plain, plain_w, encode(plain, plain_w, ids, types, mask)), batch),
+                  f"{name}: the disentangled attention changes the logits")
+        elif config["model_type"] == "roberta":
             positions = position_ids(config, ids)
             check(positions[0].tolist() == list(range(2, 2 + SEQ_LEN)), f"{name}: positions start at padding_idx + 1")
             check(positions[2, ROW_LENGTHS[2]:].eq(1).all().item(), f"{name}: padding sits at padding_idx")
