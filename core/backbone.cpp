@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/families/bert.h"
+#include "core/families/deberta_v2.h"
 #include "core/families/llama.h"
 #include "core/families/mistral.h"
 #include "core/families/qwen2.h"
@@ -23,6 +24,7 @@ const std::vector<BackboneFamily>& backbone_families() {
       {"qwen2", read_qwen2_config},
       {"bert", read_bert_config},
       {"roberta", read_roberta_config},
+      {"deberta-v2", read_deberta_v2_config},
   };
   return families;
 }

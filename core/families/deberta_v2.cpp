@@ -414,13 +414,11 @@ torch::Tensor DebertaV2Impl::hidden_states(const BackboneInputs& in) {
   const int64_t B = ids.size(0), T = ids.size(1);
   if (T > c.max_position_embeddings)
     throw std::invalid_argument(fmt::format("sequence of {} positions exceeds the model's {} positions", T, c.max_position_embeddings));
-  torch::Tensor types = in.token_type_ids;
+  // Without token type embeddings (DeBERTa-v3) the type ids are ignored, as transformers does.
+  torch::Tensor types = c.type_vocab_size > 0 ? in.token_type_ids : torch::Tensor();
   if (types.defined() && types.numel() > 0) {
     if (!types.sizes().equals(ids.sizes())) throw std::invalid_argument("token_type_ids must have the shape of input_ids");
-    const int64_t low = types.min().item<int64_t>(), high = types.max().item<int64_t>();
-    if (c.type_vocab_size == 0 && (low != 0 || high != 0))
-      throw std::invalid_argument(c.family + " has no token type embeddings; token_type_ids must be zero");
-    if (c.type_vocab_size > 0 && (low < 0 || high >= c.type_vocab_size))
+    if (types.min().item<int64_t>() < 0 || types.max().item<int64_t>() >= c.type_vocab_size)
       throw std::invalid_argument(fmt::format("token type ids must be in [0, {})", c.type_vocab_size));
   }
   if (!types.defined() || types.numel() == 0) types = torch::zeros_like(ids, ids.options().dtype(torch::kLong));

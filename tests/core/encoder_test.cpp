@@ -13,6 +13,7 @@
 #include "core/data_root.h"
 #include "core/encoder.h"
 #include "core/errors.h"
+#include "core/families/deberta_v2.h"
 #include "core/hf_checkpoint.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
@@ -264,6 +265,86 @@ TEST(EncoderHeads, HeadsReadTheFirstToken) {
     changed.narrow(1, 1, 4).normal_();
     EXPECT_TRUE(torch::equal(head->forward(changed, torch::ones({2, 5}, torch::kLong)), out)) << family;
   }
+}
+
+// ---- DeBERTa-v2 / -v3 ----
+
+json deberta_v3_layout() {
+  return {{"model_type", "deberta-v2"}, {"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 2},
+          {"num_attention_heads", 4}, {"vocab_size", 97}, {"max_position_embeddings", 64}, {"type_vocab_size", 0},
+          {"relative_attention", true}, {"position_buckets", 8}, {"max_relative_positions", 16},
+          {"share_att_key", true}, {"pos_att_type", "p2c|c2p"}, {"norm_rel_ebd", "layer_norm"},
+          {"position_biased_input", false}};
+}
+
+TEST(DebertaV2, LogBucketsOfRelativeDistances) {
+  // Worked out in float64 from the bucket rule (mid 4, max 16): |d| <= 4 stays, beyond it
+  // ceil(log(|d| / 4) / log(15 / 4) * 3) + 4 with the sign of d.
+  const std::vector<int64_t> expected = {0, 1, 2, 3, 4, 5, 5, 6, 6, 6, 7, 7};
+  auto relative = deberta_relative_positions(12, 8, 16);
+  for (int64_t d = 0; d < 12; ++d) {
+    EXPECT_EQ(relative[d][0].item<int64_t>(), expected[size_t(d)]) << d;
+    EXPECT_EQ(relative[0][d].item<int64_t>(), -expected[size_t(d)]) << d;
+  }
+  // Without buckets: plain distances.
+  EXPECT_TRUE(torch::equal(deberta_relative_positions(3, -1, 16), torch::tensor({{0, -1, -2}, {1, 0, -1}, {2, 1, 0}})));
+}
+
+TEST(DebertaV2, KeysSlotsAndRefusedOptions) {
+  auto config = backbone_config_from_json(deberta_v3_layout(), "deberta.json");
+  std::set<std::string> keys;
+  for (const auto& p : config->parameter_shapes()) keys.insert(config->hf_key(p.name));
+  EXPECT_TRUE(keys.count("deberta.encoder.rel_embeddings.weight"));
+  EXPECT_TRUE(keys.count("deberta.encoder.LayerNorm.weight"));
+  EXPECT_TRUE(keys.count("deberta.encoder.layer.1.attention.self.query_proj.bias"));
+  EXPECT_FALSE(keys.count("deberta.embeddings.position_embeddings.weight"));  // position_biased_input false
+  EXPECT_FALSE(keys.count("deberta.embeddings.token_type_embeddings.weight"));  // type_vocab_size 0
+  EXPECT_FALSE(keys.count("deberta.encoder.layer.0.attention.self.pos_key_proj.weight"));  // share_att_key
+  EXPECT_EQ(config->default_target_modules(), (std::vector<std::string>{"query_proj", "value_proj"}));
+  auto model = config->build();
+  std::vector<std::string> names, expected;
+  for (const auto& item : model->named_parameters()) names.push_back(item.key());
+  for (const auto& p : config->parameter_shapes()) expected.push_back(p.name);
+  EXPECT_EQ(names, expected);
+  for (const char* bad : {R"({"conv_kernel_size": 3})", R"({"embedding_size": 16})", R"({"pos_att_type": "p2p"})",
+                          R"({"norm_rel_ebd": "batch_norm"})", R"({"max_relative_positions": 4})"}) {
+    json c = deberta_v3_layout();
+    c.update(json::parse(bad));
+    EXPECT_THROW(backbone_config_from_json(c, "deberta.json"), InputError) << bad;
+  }
+  // The v2 layout: separate position projections for the terms in pos_att_type.
+  json v2 = deberta_v3_layout();
+  v2.update({{"share_att_key", false}, {"pos_att_type", json::array({"c2p"})}});
+  auto separate = backbone_config_from_json(v2, "deberta.json");
+  keys.clear();
+  for (const auto& p : separate->parameter_shapes()) keys.insert(separate->hf_key(p.name));
+  EXPECT_TRUE(keys.count("deberta.encoder.layer.0.attention.self.pos_key_proj.weight"));
+  EXPECT_FALSE(keys.count("deberta.encoder.layer.0.attention.self.pos_query_proj.weight"));
+}
+
+TEST(DebertaV2, V3IgnoresTokenTypesAndRoundTrips) {
+  testing::TempDir dir;
+  json layout = deberta_v3_layout();
+  layout["hidden_dropout_prob"] = 0.0;
+  layout["attention_probs_dropout_prob"] = 0.0;
+  torch::manual_seed(2);
+  auto model = backbone_config_from_json(layout, "deberta.json")->build();
+  auto ids = torch::randint(3, 97, {2, 10}, torch::kLong);
+  torch::NoGradGuard no_grad;
+  BackboneInputs inputs;
+  inputs.input_ids = ids;
+  const auto plain = model->hidden_states(inputs);
+  inputs.token_type_ids = torch::ones({2, 10}, torch::kLong);
+  EXPECT_TRUE(torch::equal(model->hidden_states(inputs), plain));
+  write_hf_folder(*model, dir / "hf");
+  auto loaded = load_hf_model(dir / "hf");
+  EXPECT_EQ(loaded->config().to_hf_json(), model->config().to_hf_json());
+  EXPECT_TRUE(torch::equal(loaded->hidden_states(ids), plain));
+  auto head = model->make_sequence_head(2);
+  std::set<std::string> head_keys;
+  for (const auto& item : head->named_parameters()) head_keys.insert(head->hf_key(item.key()));
+  EXPECT_EQ(head_keys, (std::set<std::string>{"pooler.dense.weight", "pooler.dense.bias", "classifier.weight",
+                                              "classifier.bias"}));
 }
 
 // ---- Inputs through the sentence tasks ----
