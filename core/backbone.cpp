@@ -6,9 +6,12 @@
 #include <fstream>
 
 #include "core/errors.h"
+#include "core/families/bert.h"
+#include "core/families/deberta_v2.h"
 #include "core/families/llama.h"
 #include "core/families/mistral.h"
 #include "core/families/qwen2.h"
+#include "core/families/roberta.h"
 #include "core/suggest.h"
 
 namespace peftlab {
@@ -19,6 +22,9 @@ const std::vector<BackboneFamily>& backbone_families() {
       {"llama", read_llama_config},
       {"mistral", read_mistral_config},
       {"qwen2", read_qwen2_config},
+      {"bert", read_bert_config},
+      {"roberta", read_roberta_config},
+      {"deberta-v2", read_deberta_v2_config},
   };
   return families;
 }

@@ -35,14 +35,13 @@ std::string CacheKey::digest() const {
 }
 
 // ---- cache file ------------------------------------------------------------------------------------------
-// Layout (native little-endian): magic "PLTOK002", 64-byte hex digest, uint64 count, then per example:
+// Layout (native little-endian): magic "PLTOK003", 64-byte hex digest, uint64 count, then per example:
 // int64 example_index, int64 class_label, float64 target, int64 byte_count, uint32 n_ids, uint32 n_labels,
-// int32 ids[n_ids],
-// int32 labels[n_labels]; then the trailer "PLTOKEND" (its absence marks a truncated file).
+// uint32 n_types, int32 ids[n_ids], int32 labels[n_labels], int32 token_type_ids[n_types]; then the trailer "PLTOKEND" (its absence marks a truncated file).
 
 namespace {
 
-constexpr char kMagic[] = "PLTOK002";
+constexpr char kMagic[] = "PLTOK003";
 constexpr char kTrailer[] = "PLTOKEND";
 
 template <typename T>
@@ -77,8 +76,11 @@ void write_tokenized(const fs::path& path, const std::string& digest, const std:
     put(out, int64_t(e.byte_count));
     put(out, uint32_t(e.input_ids.size()));
     put(out, uint32_t(e.labels.size()));
+    put(out, uint32_t(e.token_type_ids.size()));
     out.write(reinterpret_cast<const char*>(e.input_ids.data()), std::streamsize(e.input_ids.size() * sizeof(int32_t)));
     out.write(reinterpret_cast<const char*>(e.labels.data()), std::streamsize(e.labels.size() * sizeof(int32_t)));
+    out.write(reinterpret_cast<const char*>(e.token_type_ids.data()),
+              std::streamsize(e.token_type_ids.size() * sizeof(int32_t)));
   }
   out.write(kTrailer, 8);
   // Whole or absent, so that a concurrent run never reads half a file; the cache can be rebuilt, so no fsync.
@@ -101,20 +103,22 @@ std::optional<std::vector<TokenizedExample>> read_tokenized(const fs::path& path
   if (!in.read(stored_digest, 64) || std::string(stored_digest, 64) != padded) return std::nullopt;
   uint64_t count = 0;
   if (!get(in, count)) return std::nullopt;
-  constexpr uint64_t kExampleHeader = 8 + 8 + 8 + 8 + 4 + 4;
+  constexpr uint64_t kExampleHeader = 8 + 8 + 8 + 8 + 4 + 4 + 4;
   if (count > file_size / kExampleHeader) return std::nullopt;
   std::vector<TokenizedExample> examples(count);
   for (auto& e : examples) {
-    uint32_t n_ids = 0, n_labels = 0;
+    uint32_t n_ids = 0, n_labels = 0, n_types = 0;
     int64_t index = 0, label = 0, bytes = 0;
     double target = 0;
     if (!get(in, index) || !get(in, label) || !get(in, target) || !get(in, bytes) || !get(in, n_ids) ||
-        !get(in, n_labels))
+        !get(in, n_labels) || !get(in, n_types))
       return std::nullopt;
     uint64_t left = file_size - uint64_t(in.tellg());
     if (!get_ints(in, e.input_ids, n_ids, left)) return std::nullopt;
     left = file_size - uint64_t(in.tellg());
     if (!get_ints(in, e.labels, n_labels, left)) return std::nullopt;
+    left = file_size - uint64_t(in.tellg());
+    if (!get_ints(in, e.token_type_ids, n_types, left)) return std::nullopt;
     e.example_index = index;
     e.class_label = label;
     e.target = target;
@@ -153,8 +157,9 @@ std::vector<TokenizedExample> load_or_tokenize(const CacheKey& key, const fs::pa
 
 Batch batch_rows(const Batch& batch, int64_t begin, int64_t end) {
   auto rows = [&](const torch::Tensor& t) { return t.narrow(0, begin, end - begin); };
+  const auto types = batch.token_type_ids.defined() ? rows(batch.token_type_ids) : torch::Tensor();
   return Batch{rows(batch.input_ids), rows(batch.attention_mask), rows(batch.last_index), rows(batch.labels),
-               rows(batch.example_index)};
+               rows(batch.example_index), types};
 }
 
 Batch collate(const std::vector<const TokenizedExample*>& rows, LabelKind kind, int64_t pad_id) {
@@ -165,6 +170,9 @@ Batch collate(const std::vector<const TokenizedExample*>& rows, LabelKind kind, 
   auto mask = torch::zeros({batch, length}, torch::kInt64);
   auto last = torch::zeros({batch}, torch::kInt64);
   auto index = torch::zeros({batch}, torch::kInt64);
+  bool typed = false;
+  for (const auto* r : rows) typed = typed || !r->token_type_ids.empty();
+  torch::Tensor types = typed ? torch::zeros({batch, length}, torch::kInt64) : torch::Tensor();
   torch::Tensor labels;
   if (kind == LabelKind::Tokens) labels = torch::full({batch, length}, int64_t(kIgnoreIndex), torch::kInt64);
   else if (kind == LabelKind::Target) labels = torch::zeros({batch}, torch::kFloat32);
@@ -178,6 +186,10 @@ Batch collate(const std::vector<const TokenizedExample*>& rows, LabelKind kind, 
       ids_a[b][t] = e.input_ids[t];
       mask_a[b][t] = 1;
     }
+    if (typed) {
+      auto types_a = types.accessor<int64_t, 2>();
+      for (size_t t = 0; t < e.token_type_ids.size() && int64_t(t) < length; ++t) types_a[b][t] = e.token_type_ids[t];
+    }
     last[b] = std::max<int64_t>(n - 1, 0);
     index[b] = e.example_index;
     if (kind == LabelKind::Tokens) {
@@ -189,7 +201,7 @@ Batch collate(const std::vector<const TokenizedExample*>& rows, LabelKind kind, 
       labels[b] = e.class_label;
     }
   }
-  return Batch{ids, mask, last, labels, index};
+  return Batch{ids, mask, last, labels, index, types};
 }
 
 namespace {

@@ -30,6 +30,8 @@ struct TokenizedExample {
   double target = 0.0;          // regression target (STS-B)
   int64_t example_index = 0;    // position of the example in its split (for predictions and submissions)
   int64_t byte_count = 0;       // causal LM blocks: UTF-8 bytes of the tokens the block predicts (bits per byte)
+  // Segment of each token (0: first text, 1: second) for encoders with token type embeddings; empty: all 0.
+  std::vector<int32_t> token_type_ids;
 };
 
 // What the batcher puts in `labels`.
@@ -71,6 +73,7 @@ struct Batch {
   torch::Tensor last_index;      // (B) int64, index of each row's last real token (sequence-classification head)
   torch::Tensor labels;          // see LabelKind
   torch::Tensor example_index;   // (B) int64, TokenizedExample::example_index
+  torch::Tensor token_type_ids;  // (B, T) int64, 0 on padding; undefined when no example has any (decoders)
   int64_t size() const { return input_ids.size(0); }
 };
 

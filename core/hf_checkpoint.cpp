@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/encoder.h"
 #include "core/errors.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
@@ -22,6 +23,30 @@ std::string slot_of(const std::string& parameter, const std::set<std::string>& s
   if (dot == std::string::npos) return {};
   std::string owner = parameter.substr(0, dot);
   return slots.count(owner) ? owner : std::string();
+}
+
+// The key under which the file holds `key`: itself, else the names older or bare checkpoints use, as
+// transformers accepts them: LayerNorm.gamma/beta for LayerNorm.weight/bias (BERT's original release), and the
+// body's keys without its prefix ("bert.") in a file saved from the bare model class.
+std::string stored_key(const std::string& key, const std::map<std::string, fs::path>& location) {
+  auto legacy = [](std::string k) {
+    for (auto [now, then] : {std::pair<const char*, const char*>{"LayerNorm.weight", "LayerNorm.gamma"},
+                             std::pair<const char*, const char*>{"LayerNorm.bias", "LayerNorm.beta"}}) {
+      const std::string suffix = now;
+      if (k.size() >= suffix.size() && k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return k.substr(0, k.size() - suffix.size()) + then;
+    }
+    return k;
+  };
+  std::vector<std::string> candidates = {key, legacy(key)};
+  if (const auto dot = key.find('.'); dot != std::string::npos && key.rfind("model.", 0) != 0 &&
+                                      key.rfind("lm_head", 0) != 0) {
+    candidates.push_back(key.substr(dot + 1));
+    candidates.push_back(legacy(key.substr(dot + 1)));
+  }
+  for (const auto& candidate : candidates)
+    if (location.count(candidate)) return candidate;
+  return key;
 }
 
 }  // namespace
@@ -44,7 +69,7 @@ Backbone load_hf_model(const fs::path& folder) {
   }
   // Every tensor the config implies, checked against the headers before anything is allocated.
   for (const auto& p : config->parameter_shapes()) {
-    const std::string key = config->hf_key(p.name);
+    const std::string key = stored_key(config->hf_key(p.name), location);
     auto it = location.find(key);
     if (it == location.end()) throw InputError(folder.string(), fmt::format("missing tensor '{}'", key));
     const auto& info = files.at(it->second)->info(key);
@@ -59,10 +84,19 @@ Backbone load_hf_model(const fs::path& folder) {
   Backbone model = config->build();
   std::map<std::string, torch::Tensor> weights;
   for (const auto& p : config->parameter_shapes()) {
-    const std::string key = config->hf_key(p.name);
+    const std::string key = stored_key(config->hf_key(p.name), location);
     weights[p.name] = files.at(location.at(key))->load(key).to(torch::kFloat32);
   }
   assign_weights(*model, weights, folder.string());
+  // Head tensors the family's Python class takes from the checkpoint (BERT's pooler), when the file has them.
+  if (auto* encoder = dynamic_cast<EncoderImpl*>(model.get())) {
+    std::map<std::string, torch::Tensor> head;
+    for (const auto& key : encoder->encoder_config().checkpoint_head_keys()) {
+      auto it = location.find(key);
+      if (it != location.end()) head[key] = files.at(it->second)->load(key).to(torch::kFloat32);
+    }
+    encoder->set_checkpoint_head_tensors(std::move(head));
+  }
   return model;
 }
 

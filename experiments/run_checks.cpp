@@ -51,6 +51,7 @@ void check_runs(const std::vector<RunSpec>& runs) {
                                        run.task["block_size"] ? "block_size" : "max_seq_len", task->max_seq_len(),
                                        config.max_position_embeddings),
                            Options::line_of(length_node(run.task)));
+        fit_task_to_backbone(*task, config, run.sources->primary());  // encoders: sentence tasks only
         task->check_files();
         for (const auto& split : run.eval.splits)
           if (!task->has_split(split))

@@ -71,6 +71,7 @@ RunModel build_run_model(const RunSpec& run) {
     Options method_options(run.method, run.sources->primary(), "method");
     out.method = make_method(method_options);
   });
+  fit_task_to_backbone(*out.task, backbone->config(), run.sources->primary());
   torch::manual_seed(stream_seed(run.seed, "init"));
   apply_method(*backbone, *out.method, stream_seed(run.seed, "init"));
   out.model = TaskModel(backbone, out.task->kind(), out.task->num_labels());

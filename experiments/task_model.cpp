@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "core/errors.h"
+#include "tasks/classification.h"
 
 namespace peftlab {
 
@@ -38,10 +39,20 @@ void TaskModelImpl::load_head_hf_tensors(const std::map<std::string, torch::Tens
   }
 }
 
+void fit_task_to_backbone(Task& task, const BackboneConfig& config, const std::string& source) {
+  if (config.is_decoder()) return;
+  auto* sentences = dynamic_cast<SentenceTask*>(&task);
+  if (sentences == nullptr)
+    throw InputError(source, fmt::format("task '{}' is {}; {} is an encoder and takes classification and regression "
+                                         "tasks only", task.name(), to_string(task.kind()), config.model_type()));
+  sentences->set_template_inputs(true);
+}
+
 torch::Tensor TaskModelImpl::head_output(const Batch& batch) {
   BackboneInputs inputs;
   inputs.input_ids = batch.input_ids;
   inputs.attention_mask = batch.attention_mask;
+  inputs.token_type_ids = batch.token_type_ids;
   return head->forward(backbone->hidden_states(inputs), batch.attention_mask);
 }
 

@@ -52,4 +52,9 @@ class TaskModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TaskModel);
 
+// Fits the task's inputs to the model family before tokenising: encoders (BERT, RoBERTa) read sentence tasks
+// through their tokenizer's special-token template with token type ids; a task of another kind is an
+// InputError(source) for them. Decoders keep the task as it is.
+void fit_task_to_backbone(Task& task, const BackboneConfig& config, const std::string& source);
+
 }  // namespace peftlab

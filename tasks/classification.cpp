@@ -9,11 +9,8 @@
 
 namespace peftlab {
 
-std::vector<int32_t> join_and_truncate(std::vector<std::vector<int32_t>> segments,
-                                       const std::vector<int32_t>& separator, int32_t bos, int64_t max_len) {
-  // A tokenizer without BOS (Qwen2's) starts the sequence with the first segment.
-  const int64_t fixed = (bos >= 0 ? 1 : 0) + int64_t(separator.size()) * (int64_t(segments.size()) - 1);
-  int64_t budget = std::max<int64_t>(max_len - fixed, 0);
+void truncate_longest_first(std::vector<std::vector<int32_t>>& segments, int64_t budget) {
+  budget = std::max<int64_t>(budget, 0);
   int64_t total = 0;
   for (const auto& s : segments) total += int64_t(s.size());
   while (total > budget) {
@@ -22,6 +19,13 @@ std::vector<int32_t> join_and_truncate(std::vector<std::vector<int32_t>> segment
     longest->pop_back();
     --total;
   }
+}
+
+std::vector<int32_t> join_and_truncate(std::vector<std::vector<int32_t>> segments,
+                                       const std::vector<int32_t>& separator, int32_t bos, int64_t max_len) {
+  // A tokenizer without BOS (Qwen2's) starts the sequence with the first segment.
+  const int64_t fixed = (bos >= 0 ? 1 : 0) + int64_t(separator.size()) * (int64_t(segments.size()) - 1);
+  truncate_longest_first(segments, max_len - fixed);
   std::vector<int32_t> ids;
   if (bos >= 0) ids.push_back(bos);
   for (size_t i = 0; i < segments.size(); ++i) {
@@ -30,6 +34,30 @@ std::vector<int32_t> join_and_truncate(std::vector<std::vector<int32_t>> segment
   }
   if (int64_t(ids.size()) > max_len) ids.resize(size_t(max_len));  // only when the separators alone overflow
   return ids;
+}
+
+Encoding template_and_truncate(std::vector<std::vector<int32_t>> segments, const SpecialTokenTemplate& tokens,
+                               int64_t max_len) {
+  const auto& items = segments.size() >= 2 ? tokens.pair : tokens.single;
+  int64_t specials = 0;
+  for (const auto& item : items) specials += int64_t(item.special_ids.size());
+  truncate_longest_first(segments, max_len - specials);
+  Encoding out;
+  for (const auto& item : items) {
+    if (!item.special_ids.empty()) {
+      out.ids.insert(out.ids.end(), item.special_ids.begin(), item.special_ids.end());
+      out.type_ids.insert(out.type_ids.end(), item.special_ids.size(), item.type_id);
+    } else if (size_t(item.sequence) < segments.size()) {
+      const auto& text = segments[size_t(item.sequence)];
+      out.ids.insert(out.ids.end(), text.begin(), text.end());
+      out.type_ids.insert(out.type_ids.end(), text.size(), item.type_id);
+    }
+  }
+  if (int64_t(out.ids.size()) > max_len) {  // only when the special tokens alone overflow
+    out.ids.resize(size_t(max_len));
+    out.type_ids.resize(size_t(max_len));
+  }
+  return out;
 }
 
 std::vector<TokenizedExample> SentenceTask::tokenize(const std::string& split, const std::vector<Example>& examples,
@@ -46,7 +74,13 @@ std::vector<TokenizedExample> SentenceTask::tokenize(const std::string& split, c
       segments.emplace_back(ids.begin(), ids.end());
     }
     TokenizedExample t;
-    t.input_ids = join_and_truncate(std::move(segments), separator, tokenizer.bos_id(), max_seq_len_);
+    if (template_inputs_) {
+      Encoding encoded = template_and_truncate(std::move(segments), tokenizer.special_template(), max_seq_len_);
+      t.input_ids.assign(encoded.ids.begin(), encoded.ids.end());
+      t.token_type_ids.assign(encoded.type_ids.begin(), encoded.type_ids.end());
+    } else {
+      t.input_ids = join_and_truncate(std::move(segments), separator, tokenizer.bos_id(), max_seq_len_);
+    }
     t.class_label = e.label;
     t.target = e.target;
     t.example_index = int64_t(i);
@@ -80,9 +114,10 @@ std::vector<Example> SentenceTask::examples_from_table(const TextTable& table, c
 }
 
 std::string SentenceTask::sentence_format_options() const {
-  return common_format_options() + fmt::format(";input=bos+texts joined by newline, longest_first;labels={};"
-                                               "regression={}",
-                                               fmt::join(labels_, ","), regression_);
+  const char* input = template_inputs_ ? "tokenizer template with token types, longest_first"
+                                       : "bos+texts joined by newline, longest_first";
+  return common_format_options() + fmt::format(";input={};labels={};regression={}", input, fmt::join(labels_, ","),
+                                               regression_);
 }
 
 }  // namespace peftlab

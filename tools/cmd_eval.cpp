@@ -30,6 +30,7 @@ RunModel adapter_run(const EvalArgs& args) {
   LoadedModel loaded = load_model_for_cli(args.model);
   run.tokenizer = loaded.tokenizer;
   run.task = make_task_from_yaml(args.task, "--task");
+  fit_task_to_backbone(*run.task, loaded.model->config(), "--task");
   PeftAdapter adapter = load_peft_adapter(*loaded.model, args.adapter);
   run.method = std::move(adapter.method);
   run.model = TaskModel(loaded.model, run.task->kind(), run.task->num_labels());

@@ -33,6 +33,8 @@ std::function<int()> setup_generate(CLI::App& cmd) {
   cmd.add_option("--adapter", args->adapter, "An exported adapter folder (PEFT layout) to attach to the model");
   return [args] {
     LoadedModel loaded = load_model_for_cli(args->model);
+    if (!loaded.model->config().is_decoder())
+      throw InputError(args->model.model, loaded.model->config().model_type() + " is an encoder: it does not generate");
     if (!args->adapter.empty()) {
       load_peft_adapter(*loaded.model, args->adapter);
       merge_all(*loaded.model);

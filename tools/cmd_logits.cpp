@@ -68,6 +68,8 @@ std::function<int()> setup_logits(CLI::App& cmd) {
   return [args] {
     auto [ids, mask] = read_ids(args->input);
     Backbone model = load_model(args->model);
+    if (!model->config().is_decoder())
+      throw InputError(args->model, model->config().model_type() + " is an encoder: it has no LM logits");
     model->eval();
     if (!args->adapter.empty()) load_peft_adapter(*model, args->adapter);
     const int64_t vocab = model->config().vocab_size;

@@ -1,5 +1,5 @@
-// The DoRA paper's Llama-2-7B and Llama-3-8B commonsense specs plan from config.json alone: `peftlab plan`
-// on a folder that holds nothing but the published config. The expected counts are worked out here from the
+// The DoRA paper's Llama-2-7B and Llama-3-8B commonsense specs and the LoRA paper's RoBERTa GLUE specs plan
+// from config.json alone: `peftlab plan` on a folder that holds nothing but the published config. The expected counts are worked out here from the
 // published shapes (not from peftlab's code): per adapted Linear of shape (out x in), LoRA trains r (in + out),
 // DoRA adds a magnitude per output row, BoRA a magnitude per output row and one per input column.
 #include <gtest/gtest.h>
@@ -145,6 +145,104 @@ TEST(PaperSpecArithmetic, PublishedSizesAndShares) {
   EXPECT_NEAR(share(kLlama3_8b, "lora", 32), 0.70, 0.005);
   EXPECT_NEAR(share(kLlama3_8b, "dora", 32), 0.71, 0.005);
 }
+
+// ---- The LoRA paper's RoBERTa GLUE specs (r 8 on query and value) ----
+
+// roberta-large's published config.json (roberta-base's is in the data root).
+const char* kRobertaLargeConfig = R"({
+  "architectures": ["RobertaForMaskedLM"],
+  "attention_probs_dropout_prob": 0.1,
+  "bos_token_id": 0,
+  "eos_token_id": 2,
+  "hidden_act": "gelu",
+  "hidden_dropout_prob": 0.1,
+  "hidden_size": 1024,
+  "initializer_range": 0.02,
+  "intermediate_size": 4096,
+  "layer_norm_eps": 1e-05,
+  "max_position_embeddings": 514,
+  "model_type": "roberta",
+  "num_attention_heads": 16,
+  "num_hidden_layers": 24,
+  "pad_token_id": 1,
+  "type_vocab_size": 1,
+  "vocab_size": 50265
+})";
+
+struct EncoderShape {
+  int64_t hidden, intermediate, layers, vocab, positions, token_types;
+  // Embeddings (word, position, token type, LayerNorm), then per layer four biased H x H projections, the
+  // biased feed-forward pair and two LayerNorms. No pooler: RoBERTa's classification head is the task's.
+  int64_t backbone() const {
+    const int64_t embeddings = (vocab + positions + token_types) * hidden + 2 * hidden;
+    const int64_t layer = 4 * (hidden * hidden + hidden) + 2 * hidden * intermediate + intermediate + hidden + 4 * hidden;
+    return embeddings + layers * layer;
+  }
+  // r (in + out) per adapted H x H projection, two per layer; DoRA adds a magnitude per output row, BoRA one per
+  // input column too.
+  int64_t trainable(const std::string& method, int64_t rank) const {
+    int64_t per_projection = rank * 2 * hidden;
+    if (method == "dora" || method == "bora") per_projection += hidden;
+    if (method == "bora") per_projection += hidden;
+    return layers * 2 * per_projection;
+  }
+};
+
+const EncoderShape kRobertaBase{768, 3072, 12, 50265, 514, 1};
+const EncoderShape kRobertaLarge{1024, 4096, 24, 50265, 514, 1};
+
+TEST(RobertaGlueSpecArithmetic, PublishedSizes) {
+  // Hugging Face's roberta-base and roberta-large hold 124,645,632 and 355,359,744 parameters with the pooler
+  // (hidden x hidden + hidden), which RobertaForSequenceClassification does not use.
+  EXPECT_EQ(kRobertaBase.backbone() + 768 * 768 + 768, 124'645'632);
+  EXPECT_EQ(kRobertaLarge.backbone() + 1024 * 1024 + 1024, 355'359'744);
+  EXPECT_EQ(kRobertaBase.trainable("lora", 8), 294'912);  // 12 * 2 * (768 * 8 + 8 * 768)
+  EXPECT_EQ(kRobertaLarge.trainable("lora", 8), 786'432);
+}
+
+struct RobertaSpec {
+  std::string file;
+  const EncoderShape* shape;
+  std::string alpha;
+  bool large;
+};
+
+class RobertaGlueSpecs : public ::testing::TestWithParam<RobertaSpec> {};
+
+TEST_P(RobertaGlueSpecs, PlanFromConfigJsonAlone) {
+  const auto& spec = GetParam();
+  testing::TempDir dir;
+  const fs::path model = dir / "model";
+  fs::create_directories(model);
+  if (spec.large) {
+    testing::write_file(model / "config.json", kRobertaLargeConfig);
+  } else {
+    const fs::path published = data_path("configs/roberta-base/config.json");
+    ASSERT_TRUE(fs::exists(published)) << published;
+    fs::copy_file(published, model / "config.json");
+  }
+  const fs::path spec_path = fs::path(PEFTLAB_SOURCE_DIR) / "experiments" / "paper" / spec.file;
+  auto result = testing::run_cli({"plan", spec_path.string(), "--set", "model.path=" + model.string()});
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("3 run(s)"), std::string::npos) << result.output;
+  const int64_t backbone = spec.shape->backbone();
+  for (const std::string method : {"lora", "dora", "bora"}) {
+    const int64_t trainable = spec.shape->trainable(method, 8);
+    const std::string line = fmt::format("trainable parameters: {} of {}", with_thousands(trainable),
+                                         with_thousands(backbone + trainable));
+    EXPECT_NE(result.output.find(line), std::string::npos) << method << ": " << line << "\n" << result.output;
+  }
+  EXPECT_NE(result.output.find(fmt::format("adapted modules: {}", 2 * spec.shape->layers)), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find(fmt::format("rank 8  alpha {}", spec.alpha)), std::string::npos) << result.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(LoraGlue, RobertaGlueSpecs,
+                         ::testing::Values(RobertaSpec{"lora_roberta_base_glue.yaml", &kRobertaBase, "8", false},
+                                           RobertaSpec{"lora_roberta_large_glue.yaml", &kRobertaLarge, "16", true}),
+                         [](const ::testing::TestParamInfo<RobertaSpec>& info) {
+                           return info.param.large ? std::string("large") : std::string("base");
+                         });
 
 }  // namespace
 }  // namespace peftlab

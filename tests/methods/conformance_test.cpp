@@ -1,7 +1,8 @@
 // One conformance suite for every registered method (and the variants below): identity at init, merged ==
 // unmerged after perturbation, gradients only where they belong, parameter counts by docs/methods.md's formulas,
 // BoRA's norm invariant, a float64 reference built from the formulas, and finite-difference gradients when
-// the norms are not detached. A new method gets all of this by being registered.
+// the norms are not detached. A new method gets all of this by being registered, on a decoder (llama: with and
+// without biases) and on the encoder families' biased slots (roberta, bert).
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -21,6 +22,7 @@ struct MethodCase {
   std::string id;       // gtest-safe name
   std::string yaml;     // the method mapping
   bool biased = false;  // every slot has a bias (a llama config with attention_bias and mlp_bias)
+  std::string family{};  // "": llama (stories260K or the biased config); "roberta", "bert": a tiny encoder
 };
 
 // Variants beyond each registered method's defaults.
@@ -51,7 +53,30 @@ std::vector<MethodCase> all_cases() {
   for (const auto& v : variant_table()) cases.push_back(v);
   const size_t unbiased = cases.size();
   for (size_t i = 0; i < unbiased; ++i) cases.push_back({cases[i].id + "_biased", cases[i].yaml, true});
+  // The encoders: every method's defaults (PEFT's query, value) on RoBERTa, and variants over their other slots.
+  for (const auto& name : method_names()) cases.push_back({name + "_defaults_roberta", "{name: " + name + "}", true, "roberta"});
+  cases.push_back({"lora_all_linear_roberta", "{name: lora, rank: 4, alpha: 8, targets: all-linear}", true, "roberta"});
+  cases.push_back({"dora_dense_bert", "{name: dora, rank: 4, alpha: 8, targets: [dense]}", true, "bert"});
+  cases.push_back({"bora_all_linear_bert", "{name: bora, rank: 4, alpha: 8, order: in_first, detach_norms: false, "
+                                           "targets: all-linear}", true, "bert"});
+  cases.push_back({"full_defaults_bert", "{name: full}", true, "bert"});
+  cases.push_back({"lora_defaults_deberta", "{name: lora}", true, "deberta-v2"});
+  cases.push_back({"dora_all_linear_deberta", "{name: dora, rank: 4, alpha: 8, detach_norm: false, targets: all-linear}",
+                   true, "deberta-v2"});
   return cases;
+}
+
+// A tiny randomly initialised encoder of the family (bert, roberta, deberta-v2) (dropout off, so that forward passes compare exactly).
+Backbone encoder_model(const std::string& family) {
+  nlohmann::json config = {{"model_type", family}, {"hidden_size", 64}, {"intermediate_size", 96},
+                           {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"vocab_size", 512},
+                           {"max_position_embeddings", 40}, {"hidden_dropout_prob", 0.0},
+                           {"attention_probs_dropout_prob", 0.0}, {"type_vocab_size", family == "bert" ? 2 : 1}};
+  if (family == "deberta-v2")  // DeBERTa-v3's layout: the query and key slots also project the relative embeddings
+    config.update({{"type_vocab_size", 0}, {"relative_attention", true}, {"position_buckets", 8},
+                   {"max_relative_positions", 16}, {"share_att_key", true}, {"pos_att_type", "p2c|c2p"},
+                   {"norm_rel_ebd", "layer_norm"}, {"position_biased_input", false}});
+  return backbone_config_from_json(config, "encoder test config")->build();
 }
 
 // stories260K's shape (2 layers), randomly initialised, with a bias on every slot.
@@ -96,13 +121,16 @@ class MethodConformance : public ::testing::TestWithParam<MethodCase> {
   void SetUp() override {
     torch::manual_seed(1234);
     method = make_method_from_yaml(GetParam().yaml, "conformance.yaml");
-    model = GetParam().biased ? biased_model() : load_llama2c(testing::stories260k_bin());
+    model = !GetParam().family.empty() ? encoder_model(GetParam().family)
+            : GetParam().biased        ? biased_model()
+                                       : load_llama2c(testing::stories260k_bin());
     for (const auto& slot : model->slots()) ASSERT_EQ(slot->has_bias(), GetParam().biased) << slot->slot_name();
     tokens = torch::randint(0, model->config().vocab_size, {2, 9}, torch::kInt64);
   }
   torch::Tensor logits() {
     torch::NoGradGuard no_grad;
-    return model->forward(tokens);
+    // Encoders have no LM logits: their hidden states are what the adapters change.
+    return model->config().is_decoder() ? model->forward(tokens) : model->hidden_states(tokens);
   }
   std::vector<std::pair<std::string, torch::Tensor>> adapter_parameters() {
     std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -349,9 +377,13 @@ TEST(MethodConformanceTable, EveryRegisteredMethodIsCovered) {
     EXPECT_TRUE(found) << name;
   }
   EXPECT_GE(all_cases().size(), 2 * (method_names().size() + 11));
-  int64_t biased = 0;
-  for (const auto& c : all_cases()) biased += c.biased;
-  EXPECT_EQ(2 * biased, static_cast<int64_t>(all_cases().size()));
+  int64_t biased = 0, decoder = 0, encoder = 0;
+  for (const auto& c : all_cases()) {
+    if (!c.family.empty()) ++encoder;
+    else ++decoder, biased += c.biased;
+  }
+  EXPECT_EQ(2 * biased, decoder);
+  EXPECT_GE(encoder, static_cast<int64_t>(method_names().size()) + 6);
 }
 
 }  // namespace
