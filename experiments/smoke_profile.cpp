@@ -6,12 +6,29 @@ namespace peftlab {
 
 namespace {
 
-// The spec file's own `smoke:` list (the file itself, not its includes).
-std::vector<std::string> spec_smoke_list(const std::filesystem::path& spec) {
+// The train keys that set a run's length, batch and evaluation schedule: the profile's own, which a task or
+// method entry's train: settings would otherwise win over.
+const char* const kScheduleKeys[] = {"epochs", "max_steps", "warmup_steps", "warmup_ratio", "eval_every",
+                                     "save_every", "batch_size", "grad_accum"};
+
+// What the spec file itself (not its includes) adds: nulls for its entries' own schedule keys, then its
+// `smoke:` list.
+std::vector<std::string> spec_additions(const std::filesystem::path& spec) {
   std::vector<std::string> out;
   try {
     YAML::Node root = YAML::LoadFile(spec.string());
-    YAML::Node smoke = root.IsMap() ? root["smoke"] : YAML::Node();
+    if (!root.IsMap()) return out;
+    for (const char* list : {"tasks", "methods"}) {
+      YAML::Node entries = root[list];
+      if (!entries || !entries.IsSequence()) continue;
+      for (size_t i = 0; i < entries.size(); ++i) {
+        YAML::Node train = entries[i].IsMap() ? entries[i]["train"] : YAML::Node();
+        if (!train || !train.IsMap()) continue;
+        for (const char* key : kScheduleKeys)
+          if (train[key]) out.push_back(std::string(list) + "." + std::to_string(i) + ".train." + key + "=null");
+      }
+    }
+    YAML::Node smoke = root["smoke"];
     if (smoke && smoke.IsSequence())
       for (const auto& item : smoke)
         if (item.IsScalar()) out.push_back(item.Scalar());
@@ -45,7 +62,7 @@ std::vector<std::string> smoke_overrides(const std::filesystem::path& spec) {
       "seeds=[0]",
       "output.dir=runs/smoke/" + spec.stem().string(),
   };
-  for (auto& item : spec_smoke_list(spec)) profile.push_back(std::move(item));
+  for (auto& item : spec_additions(spec)) profile.push_back(std::move(item));
   return profile;
 }
 
