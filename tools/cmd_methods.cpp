@@ -22,8 +22,9 @@ nlohmann::json registry_json() {
                     {"summary", info.summary},
                     {"default_label", method->label()},
                     {"options", defaults},
-                    {"peft_type", method->trains_base_weights() ? nlohmann::json(nullptr)
-                                                                : method->peft_config_fields().value("peft_type", "")},
+                    {"peft_type", method->trains_base_weights()
+                                      ? nlohmann::json(nullptr)
+                                      : nlohmann::json(method->peft_config_fields().value("peft_type", ""))},
                     {"reads_peft_adapters", static_cast<bool>(info.from_peft_config)}});
   }
   return list;

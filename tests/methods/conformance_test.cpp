@@ -110,9 +110,11 @@ TEST_P(MethodConformance, IdentityAtInit) {
   for (const auto& s : plan.slots) planned.insert(s.slot);
   EXPECT_EQ(planned.empty(), method->trains_base_weights());
   for (const auto& slot : model->slots()) EXPECT_EQ(slot->has_adapter(), planned.count(slot->slot_name()) == 1);
-  for (const auto& item : model->named_parameters())
-    if (item.key().find(".adapter.") == std::string::npos)
+  for (const auto& item : model->named_parameters()) {
+    if (item.key().find(".adapter.") == std::string::npos) {
       EXPECT_EQ(item.value().requires_grad(), method->trains_base_weights()) << item.key();
+    }
+  }
   EXPECT_LE(max_relative_difference(logits(), base), 1e-6);
 }
 

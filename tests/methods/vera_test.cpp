@@ -37,8 +37,8 @@ TEST(Vera, ProjectionsAreSharedFrozenAndSizedForTheLargestSlot) {
     auto t = testing::adapter_tensors(*model->slot(s.slot)->adapter());
     const auto& A = t.at("shared.vera_A");
     const auto& B = t.at("shared.vera_B");
-    EXPECT_EQ(A.sizes(), (std::vector<int64_t>{4, max_in}));
-    EXPECT_EQ(B.sizes(), (std::vector<int64_t>{max_out, 4}));
+    EXPECT_EQ(A.sizes().vec(), (std::vector<int64_t>{4, max_in}));
+    EXPECT_EQ(B.sizes().vec(), (std::vector<int64_t>{max_out, 4}));
     if (shared_a == nullptr) shared_a = A.data_ptr();
     EXPECT_EQ(A.data_ptr(), shared_a) << "every slot shares one A";
     EXPECT_FALSE(A.requires_grad());
