@@ -118,15 +118,17 @@ inline const MethodOracle& method_oracle(const std::string& name) {
   return it->second;
 }
 
-// Adds random noise to every trainable adapter parameter of `module` (relative and absolute, so vectors that
-// start at zero move too) so nothing is at its initial value; deterministic for a given torch seed.
+// Adds random noise to every trainable adapter parameter of `module` so nothing is at its initial value:
+// relative (signs kept: magnitudes stay positive) for tensors with a non-zero entry, absolute for those that start
+// at zero (LoRA's B, VeRA's lambda_b). Deterministic for a given torch seed.
 inline void perturb_adapter_parameters(torch::nn::Module& module, double strength = 0.2) {
   torch::NoGradGuard no_grad;
   for (auto& item : module.named_parameters()) {
     if (item.key().find("adapter.") == std::string::npos) continue;
     auto& p = item.value();
     if (!p.requires_grad()) continue;
-    p.mul_(1.0 + strength * torch::randn_like(p)).add_(strength * 0.5 * torch::randn_like(p));
+    if (p.ne(0).any().item<bool>()) p.mul_(1.0 + strength * torch::randn_like(p));
+    else p.add_(strength * 0.5 * torch::randn_like(p));
   }
 }
 
