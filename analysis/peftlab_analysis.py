@@ -240,9 +240,11 @@ def parse_metric_overrides(items):
     return overrides
 
 
-# Rows, panels and lines follow the papers' order: the full fine-tuning baseline, then LoRA and its
-# decompositions; other methods after them. Labels of one method sort naturally (r=4 before r=16).
-METHOD_ORDER = ("full", "lora", "dora", "bora")
+# Rows, panels and lines follow the method registry's display order, which `peftlab` passes in
+# PEFTLAB_METHOD_ORDER (`peftlab methods` lists it); methods it does not name come after, by name. Labels of one
+# method sort naturally (r=4 before r=16).
+def method_order():
+    return tuple(name for name in os.environ.get("PEFTLAB_METHOD_ORDER", "").split(",") if name)
 
 
 def _natural(text):
@@ -254,7 +256,7 @@ def label_order(runs):
     method_of = {}
     for run in runs:
         method_of.setdefault(run.label, run.method)
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rank = {m: i for i, m in enumerate(method_order())}
     return sorted(method_of, key=lambda l: (rank.get(method_of[l], len(rank)), method_of[l], _natural(l)))
 
 

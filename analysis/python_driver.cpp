@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/subprocess.h"
+#include "methods/registry.h"
 
 namespace peftlab {
 
@@ -48,6 +49,10 @@ int run_analysis(const std::vector<std::string>& args) {
   const std::string script = (analysis_dir() / kScript).string();
   std::vector<std::string> argv_strings = {python, script};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  // Tables and figures list methods in the registry's display order.
+  std::string order;
+  for (const auto& name : method_names()) order += (order.empty() ? "" : ",") + name;
+  setenv("PEFTLAB_METHOD_ORDER", order.c_str(), 1);
   try {
     return wait_child(start_child(argv_strings));
   } catch (const std::system_error&) {

@@ -106,8 +106,9 @@ BenchCase bench_case_from_label(const std::string& label, const BenchCase& defau
   std::stringstream parts(label);
   std::string part;
   std::getline(parts, c.method, '+');
-  if (c.method != "full" && c.method != "lora" && c.method != "dora" && c.method != "bora")
-    throw InputError("--methods", fmt::format("unknown method '{}' (full, lora, dora or bora)", c.method));
+  const auto names = method_names();
+  if (std::find(names.begin(), names.end(), c.method) == names.end())
+    throw InputError("--methods", fmt::format("unknown method '{}' ({})", c.method, fmt::join(names, ", ")));
   while (std::getline(parts, part, '+')) {
     if (part == "bf16") c.precision = "bf16";
     else if (part == "ckpt") c.activation_checkpointing = true;
@@ -133,11 +134,18 @@ BenchCase BenchCase::from_json(const nlohmann::json& j) {
   return c;
 }
 
-StepFlops training_step_flops(const BackboneConfig& config, const std::string& method, int64_t rank, int64_t batch,
-                              int64_t seq_len) {
+std::unique_ptr<Method> bench_method(const std::string& name, int64_t rank) {
+  auto method = make_method_from_yaml(fmt::format("{{name: {}}}", name), "--methods");
+  if (method->trains_base_weights()) return method;
+  return make_method_from_yaml(fmt::format("{{name: {}, rank: {}, targets: all-linear}}", name, rank), "--methods");
+}
+
+StepFlops training_step_flops(const BackboneConfig& config, const Method& method, int64_t batch, int64_t seq_len) {
   const double tokens = static_cast<double>(batch * seq_len);
-  const bool full = method == "full";
-  const bool normalised = method == "dora" || method == "bora";
+  const bool full = method.trains_base_weights();
+  std::map<std::string, const SlotPlan*> adapted;
+  const AdaptationPlan plan = plan_adaptation(config, method);
+  for (const auto& s : plan.slots) adapted[s.slot] = &s;
   StepFlops f;
   for (const auto& slot : config.slot_shapes()) {
     const double in = static_cast<double>(slot.in_features), out = static_cast<double>(slot.out_features);
@@ -148,10 +156,8 @@ StepFlops training_step_flops(const BackboneConfig& config, const std::string& m
     const bool first_qkv = slot.name.rfind("layers.0.self_attn.", 0) == 0 && slot.name.find("o_proj") == std::string::npos;
     if (full || !first_qkv) f.input_backward += matmul;
     if (full) f.weight_backward += matmul;
-    if (!full) {
-      f.adapter += 3.0 * 2.0 * tokens * static_cast<double>(rank) * (in + out);  // forward, input and weight gradients
-      if (normalised) f.adapter += 2.0 * in * out * static_cast<double>(rank);    // V = W0 + s B A, once per step
-    }
+    if (auto it = adapted.find(slot.name); it != adapted.end())
+      f.adapter += method.adapter_step_flops(slot.in_features, slot.out_features, it->second->rank, tokens);
   }
   // Attention products QK^T and PV over the whole (masked) T x T square, per layer; backward needs both operands' gradients.
   const double attention = 4.0 * tokens * static_cast<double>(seq_len) * static_cast<double>(config.hidden_size) * static_cast<double>(config.num_hidden_layers);
@@ -207,8 +213,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   // The plain backbone's evaluation time, before any adapter exists.
   m.eval_plain_seconds = time_evaluation(*model, batch, c.eval_repeats);
 
-  auto method = c.method == "full" ? make_method_from_yaml("{name: full}")
-                                   : make_method_from_yaml(fmt::format("{{name: {}, rank: {}, targets: all-linear}}", c.method, c.rank));
+  auto method = bench_method(c.method, c.rank);
   apply_method(*backbone, *method, c.seed);
   backbone->to(device);
   backbone->set_activation_checkpointing(c.activation_checkpointing);
@@ -216,7 +221,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   train.lr = 1e-4;
   train.precision = c.precision;
   auto optimizer = make_optimizer(*model, train);
-  m.flops_per_step = training_step_flops(config, c.method, c.rank, c.batch, c.seq_len).total();
+  m.flops_per_step = training_step_flops(config, *method, c.batch, c.seq_len).total();
   m.rss_after_setup_bytes = status_bytes("VmRSS:");
 
   DataParallel one_process;

@@ -12,6 +12,7 @@
 
 #include "core/dataset.h"
 #include "core/backbone.h"
+#include "methods/method.h"
 
 namespace peftlab {
 
@@ -22,7 +23,7 @@ const std::vector<std::string>& bench_shape_names();
 // its config, randomly initialised. InputError for an unknown name that is no path.
 BackboneConfigPtr bench_shape_config(const std::string& shape);
 
-// One measurement: a shape, a method (full | lora | dora | bora) and the training options.
+// One measurement: a shape, a registered method (`peftlab methods`) and the training options.
 struct BenchCase {
   std::string shape = "15M";
   std::string method = "lora";
@@ -46,14 +47,17 @@ BenchCase bench_case_from_label(const std::string& label, const BenchCase& defau
 // Floating-point operations of one training step, counted from the shapes (multiply-add = 2): the forward
 // matmuls and attention products, the input-gradient backward, the weight-gradient backward of what
 // trains (full fine-tuning: every matrix), and the adapters' own terms (forward, input and weight
-// gradients; DoRA/BoRA's V = W0 + sBA once per step). Element-wise work (norms, softmax, SiLU, rotary,
-// the optimizer) is not counted: this is the number a matmul-bound step is judged by.
+// gradients, as each method counts them: Method::adapter_step_flops). Element-wise work (norms, softmax, SiLU,
+// rotary, the optimizer) is not counted: this is the number a matmul-bound step is judged by.
 struct StepFlops {
   double forward = 0, input_backward = 0, weight_backward = 0, adapter = 0;
   double total() const { return forward + input_backward + weight_backward + adapter; }
 };
-StepFlops training_step_flops(const BackboneConfig& config, const std::string& method, int64_t rank, int64_t batch,
-                              int64_t seq_len);
+StepFlops training_step_flops(const BackboneConfig& config, const Method& method, int64_t batch, int64_t seq_len);
+
+// The bench's configuration of a registered method: rank `rank` on every linear (all-linear), or the method's
+// defaults when it trains the base weights. InputError for an unknown name.
+std::unique_ptr<Method> bench_method(const std::string& name, int64_t rank);
 
 struct BenchMeasurement {
   BenchCase bench_case;

@@ -36,6 +36,11 @@ torch::Tensor AdaptableLinearImpl::effective_weight() {
   return adapter_->merged_weight(weight);
 }
 
+torch::Tensor AdaptableLinearImpl::pretrained_weight() {
+  if (!adapter_) return weight;
+  return adapter_->pretrained_weight(merged_ ? base_backup_ : weight);
+}
+
 void AdaptableLinearImpl::merge() {
   if (!adapter_ || merged_) return;
   torch::NoGradGuard no_grad;

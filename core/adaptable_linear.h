@@ -20,6 +20,9 @@ class Adapter : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base_weight) = 0;
   // The effective weight W' (out, in), for merging, statistics and tests.
   virtual torch::Tensor merged_weight(const torch::Tensor& base_weight) = 0;
+  // The pretrained weight the slot held before the adapter was made. An adapter whose initialisation rewrote the
+  // frozen weight (PiSSA keeps the residual there) reconstructs it; the decomposition statistics compare against it.
+  virtual torch::Tensor pretrained_weight(const torch::Tensor& base_weight) { return base_weight; }
 };
 
 class AdaptableLinearImpl : public torch::nn::Module {
@@ -35,6 +38,8 @@ class AdaptableLinearImpl : public torch::nn::Module {
 
   // The weight the layer computes with: W' when adapted, else W0.
   torch::Tensor effective_weight();
+  // The pretrained weight, also when the adapter's initialisation rewrote `weight` (Adapter::pretrained_weight).
+  torch::Tensor pretrained_weight();
   // Folds the adapter into the weight for fast inference; unmerge restores W0 exactly (a copy is kept). The
   // bias is left as it is.
   void merge();

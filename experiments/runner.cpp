@@ -251,7 +251,7 @@ class Trainer {
     recorder_->hold_publishing();  // every layer's row, then one publish
     for (auto slot : model_->backbone->slots()) {
       torch::Tensor reference;
-      if (slot->has_adapter()) reference = slot->weight;
+      if (slot->has_adapter()) reference = slot->pretrained_weight();  // W0, also where the method rewrote it
       else if (auto it = pretrained_.find(slot->slot_name()); it != pretrained_.end()) reference = it->second;
       else continue;
       recorder_->append_decomposition(slot->slot_name(), step, decomposition_stats(slot->effective_weight(), reference),

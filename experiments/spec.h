@@ -173,14 +173,17 @@ Spec load_spec(const std::filesystem::path& file, const std::vector<std::string>
 Spec load_spec_text(const std::string& text, const std::string& file_name,
                     const std::vector<std::string>& overrides = {});
 
-// ---- Hooks the method and task registries plug into (the lead wires them; defaults here). ----
+// ---- Hooks the method and task registries plug into (experiments/registries.h connects them). ----
 using SectionValidator = std::function<void(Options&)>;
 struct SpecHooks {
-  // Known method names; an entry with another name is an error with did-you-mean.
-  std::vector<std::string> method_names = {"full", "lora", "dora", "bora"};
+  // Known method names; an entry with another name is an error with did-you-mean. Empty: any name.
+  std::vector<std::string> method_names;
+  // The run-id label of a method entry (`name` plus options, `label` removed): the method's own label.
+  // Unset: the entry's name.
+  std::function<std::string(const YAML::Node& method)> method_label;
   // Known task names; empty: any name is accepted (until the task registry is plugged in).
   std::vector<std::string> task_names;
-  // Whether a `method.<key>` sweep axis applies to a method. Default: every method except `full`.
+  // Whether a `method.<key>` sweep axis applies to a method (one that has the option). Unset: every method.
   std::function<bool(const std::string& method, const std::string& key)> method_accepts;
   // "method" / "task": called for each distinct resolved method / task entry of the expanded runs with
   // Options over the entry (`name` already read, `label` removed); unread keys are then errors.

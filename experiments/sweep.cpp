@@ -105,18 +105,6 @@ std::vector<Assignment> combinations(const std::vector<const SweepAxis*>& axes) 
   return out;
 }
 
-std::string method_base_label(const YAML::Node& node) {
-  std::string label = node["name"].Scalar();
-  auto text = [&](const char* key) { return value_text(node[key]); };
-  if (node["rank"]) label += "-r" + text("rank");
-  if (node["order"]) label += "-" + text("order");
-  if (node["rslora"] && node["rslora"].IsScalar() && text("rslora") == "true") label += "-rslora";
-  if (node["init_a"]) label += "-" + text("init_a");
-  for (const char* key : {"detach_norm", "detach_norms"})
-    if (node[key] && text(key) == "false") label += "-nodetach";
-  return label;
-}
-
 // Variants that share a label get -key=value for each option whose value differs between them.
 void disambiguate(const SourceMap& sources, std::vector<Variant>& variants, const std::string& kind) {
   std::map<std::string, std::vector<size_t>> groups;
@@ -169,7 +157,7 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
     std::vector<const SweepAxis*> applicable;
     for (const SweepAxis* axis : axes) {
       std::string key = axis->key.substr(axis->key.find('.') + 1);
-      bool accepts = !is_method || (hooks.method_accepts ? hooks.method_accepts(name, key) : name != "full");
+      bool accepts = !is_method || (!hooks.method_accepts || hooks.method_accepts(name, key));
       if (accepts) applicable.push_back(axis), used.insert(axis);
     }
     for (const auto& assignment : combinations(applicable)) {
@@ -184,7 +172,7 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
       v.assigned = assignment;
       YAML::Node label = lookup(entry, "label");
       v.explicit_label = static_cast<bool>(label);
-      v.label = label ? label.Scalar() : is_method ? method_base_label(v.node) : name;
+      v.label = label ? label.Scalar() : is_method && hooks.method_label ? hooks.method_label(v.node) : name;
       variants.push_back(std::move(v));
     }
   }

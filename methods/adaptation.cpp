@@ -129,9 +129,15 @@ AdaptationPlan plan_adaptation(const BackboneConfig& config, const Method& metho
 AdaptationPlan apply_method(BackboneImpl& model, const Method& method, torch::Generator generator) {
   AdaptationPlan plan = plan_adaptation(model.config(), method);
   for (auto& p : model.parameters()) p.set_requires_grad(method.trains_base_weights());
+  if (plan.slots.empty()) return plan;
+  // Method-level state first (drawn before any adapter), then the adapters slot by slot in model order. An
+  // adapter may rewrite its slot's frozen weight (PiSSA's residual): no gradient is recorded for that.
+  torch::NoGradGuard no_grad;
+  const SharedState shared =
+      method.make_shared_state(plan.slots, model.slot(plan.slots.front().slot)->weight.options(), generator);
   for (const auto& s : plan.slots) {
     auto slot = model.slot(s.slot);
-    auto adapter = method.make_adapter(s, slot->weight, generator);
+    auto adapter = method.make_adapter(s, slot->weight, generator, shared);
     for (auto& p : adapter->parameters()) p.set_requires_grad(true);
     slot->attach(adapter);
   }

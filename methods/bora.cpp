@@ -44,8 +44,12 @@ class BoraMethod : public Method {
                        Options::line_of(options.node()["order"]));
   }
   std::string name() const override { return "bora"; }
+  std::string default_label() const override {
+    return low_rank_label() + (order_ == BoraOrder::in_first ? "-in_first" : "") +
+           (detach_norms_ ? "" : "-exactnorm");
+  }
   std::shared_ptr<Adapter> make_adapter(const SlotPlan& plan, const torch::Tensor& base_weight,
-                                        torch::Generator generator) const override {
+                                        torch::Generator generator, const SharedState&) const override {
     return std::make_shared<BoraAdapter>(low_rank_shape(plan, options_), base_weight, generator, detach_norms_, order_);
   }
   int64_t adapter_parameter_count(int64_t in, int64_t out, int64_t rank) const override {
@@ -57,11 +61,18 @@ class BoraMethod : public Method {
     j["order"] = order_ == BoraOrder::out_first ? "out_first" : "in_first";
     return j;
   }
-
- protected:
-  std::string default_label() const override {
-    return low_rank_label("bora", options_) + (order_ == BoraOrder::in_first ? "-in_first" : "") +
-           (detach_norms_ ? "" : "-exactnorm");
+  double adapter_step_flops(int64_t in, int64_t out, int64_t rank, double tokens) const override {
+    // Plus V = W0 + s B A, built once per step for the norms.
+    return Method::adapter_step_flops(in, out, rank, tokens) + 2.0 * static_cast<double>(in * out * rank);
+  }
+  // PEFT's LoRA fields and DoRA's keys, m_in under peftlab's own key: PEFT itself cannot load BoRA (the
+  // "peftlab" block of the config can).
+  std::vector<PeftTensor> peft_tensors(Adapter& adapter) const override {
+    auto tensors = Method::peft_tensors(adapter);
+    auto params = adapter.named_parameters(false);
+    tensors.push_back({"lora_magnitude_vector", params["magnitude"], true});
+    tensors.push_back({"lora_magnitude_vector_in", params["magnitude_in"], false});
+    return tensors;
   }
 
  private:

@@ -2,6 +2,8 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "methods/peft_format.h"
+
 namespace peftlab {
 
 namespace {
@@ -93,22 +95,32 @@ class DoraMethod : public Method {
     detach_norm_ = options.get<bool>("detach_norm", true);
   }
   std::string name() const override { return "dora"; }
+  std::string default_label() const override { return low_rank_label() + (detach_norm_ ? "" : "-exactnorm"); }
   std::shared_ptr<Adapter> make_adapter(const SlotPlan& plan, const torch::Tensor& base_weight,
-                                        torch::Generator generator) const override {
+                                        torch::Generator generator, const SharedState&) const override {
     return std::make_shared<DoraAdapter>(low_rank_shape(plan, options_), base_weight, generator, detach_norm_);
   }
   int64_t adapter_parameter_count(int64_t in, int64_t out, int64_t rank) const override {
     return rank * (in + out) + out;
+  }
+  double adapter_step_flops(int64_t in, int64_t out, int64_t rank, double tokens) const override {
+    // Plus V = W0 + s B A, built once per step for the norms.
+    return Method::adapter_step_flops(in, out, rank, tokens) + 2.0 * static_cast<double>(in * out * rank);
   }
   nlohmann::json to_json() const override {
     auto j = Method::to_json();
     j["detach_norm"] = detach_norm_;
     return j;
   }
-
- protected:
-  std::string default_label() const override {
-    return low_rank_label("dora", options_) + (detach_norm_ ? "" : "-exactnorm");
+  nlohmann::json peft_config_fields() const override {
+    auto j = Method::peft_config_fields();
+    j["use_dora"] = true;
+    return j;
+  }
+  std::vector<PeftTensor> peft_tensors(Adapter& adapter) const override {
+    auto tensors = Method::peft_tensors(adapter);
+    tensors.push_back({"lora_magnitude_vector", adapter.named_parameters(false)["magnitude"], true});
+    return tensors;
   }
 
  private:
@@ -118,5 +130,12 @@ class DoraMethod : public Method {
 }  // namespace
 
 std::unique_ptr<Method> make_dora_method(Options& options) { return std::make_unique<DoraMethod>(options); }
+
+std::optional<YAML::Node> dora_from_peft_config(const nlohmann::json& config, const std::string& file) {
+  if (config.value("peft_type", "") != "LORA" || !config.value("use_dora", false)) return std::nullopt;
+  YAML::Node node = low_rank_mapping_from_peft(config, file);
+  node["name"] = "dora";
+  return node;
+}
 
 }  // namespace peftlab

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 
 #include "core/options.h"
 #include "methods/lora.h"
@@ -45,5 +46,7 @@ class DoraAdapter : public LoraAdapter {
 };
 
 std::unique_ptr<Method> make_dora_method(Options& options);
+// The method mapping of an adapter_config.json that PEFT wrote for DoRA (LoRA with use_dora); nullopt otherwise.
+std::optional<YAML::Node> dora_from_peft_config(const nlohmann::json& config, const std::string& file);
 
 }  // namespace peftlab

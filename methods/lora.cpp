@@ -1,5 +1,7 @@
 #include "methods/lora.h"
 
+#include "methods/peft_format.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -15,13 +17,6 @@ LowRankShape low_rank_shape(const SlotPlan& plan, const LowRankOptions& options)
   shape.dropout = options.dropout;
   shape.init_a = options.init_a;
   return shape;
-}
-
-std::string low_rank_label(const std::string& name, const LowRankOptions& options) {
-  std::string label = fmt::format("{}-r{}", name, options.rank);
-  if (options.rslora) label += "-rslora";
-  if (options.init_a == InitA::gaussian) label += "-gaussian";
-  return label;
 }
 
 LoraAdapter::LoraAdapter(const LowRankShape& shape, const torch::Tensor& base_weight, torch::Generator generator)
@@ -65,19 +60,28 @@ namespace {
 class LoraMethod : public Method {
  public:
   explicit LoraMethod(Options& options) { read_low_rank(options, 1); }
-  std::string name() const override { return "lora"; }
+  std::string name() const override { return kLoraName; }
+  std::string default_label() const override { return low_rank_label(); }
   std::shared_ptr<Adapter> make_adapter(const SlotPlan& plan, const torch::Tensor& base_weight,
-                                        torch::Generator generator) const override {
+                                        torch::Generator generator, const SharedState&) const override {
     return std::make_shared<LoraAdapter>(low_rank_shape(plan, options_), base_weight, generator);
   }
   int64_t adapter_parameter_count(int64_t in, int64_t out, int64_t rank) const override { return rank * (in + out); }
-
- protected:
-  std::string default_label() const override { return low_rank_label("lora", options_); }
 };
 
 }  // namespace
 
 std::unique_ptr<Method> make_lora_method(Options& options) { return std::make_unique<LoraMethod>(options); }
+
+std::optional<YAML::Node> lora_from_peft_config(const nlohmann::json& config, const std::string& file) {
+  if (config.value("peft_type", "") != "LORA" || config.value("use_dora", false)) return std::nullopt;
+  // Other initialisations (PEFT's SVD-based ones) leave adapters that apply to a rewritten base model.
+  if (config.contains("init_lora_weights") && config["init_lora_weights"].is_string() &&
+      config["init_lora_weights"] != "gaussian")
+    return std::nullopt;
+  YAML::Node node = low_rank_mapping_from_peft(config, file);
+  node["name"] = kLoraName;
+  return node;
+}
 
 }  // namespace peftlab

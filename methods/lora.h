@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/adaptable_linear.h"
@@ -23,8 +24,6 @@ struct LowRankShape {
   InitA init_a = InitA::kaiming_uniform;
 };
 LowRankShape low_rank_shape(const SlotPlan& plan, const LowRankOptions& options);
-// "lora-r8", "dora-r4-rslora", ...: the method's name and its distinguishing low-rank options.
-std::string low_rank_label(const std::string& name, const LowRankOptions& options);
 
 // y = x W0^T + s B(A(dropout(x))).
 class LoraAdapter : public Adapter {
@@ -47,6 +46,9 @@ class LoraAdapter : public Adapter {
   LowRankShape shape_;
 };
 
+constexpr const char* kLoraName = "lora";
 std::unique_ptr<Method> make_lora_method(Options& options);
+// The method mapping of an adapter_config.json that PEFT wrote for a plain LoRA; nullopt for anything else.
+std::optional<YAML::Node> lora_from_peft_config(const nlohmann::json& config, const std::string& file);
 
 }  // namespace peftlab

@@ -1,24 +1,23 @@
 // Adapters in the Hugging Face PEFT layout: adapter_config.json + adapter_model.safetensors.
 //
 // Keys (PEFT's, for a decoder's causal LM / sequence classifier wrapped in a PeftModel; the module path after
-// "base_model.model." is the family's, BackboneConfig::hf_module_name):
-//   base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight        (r, in)
-//   base_model.model.model.layers.N.self_attn.q_proj.lora_B.weight        (out, r)
-//   base_model.model.model.layers.N.self_attn.q_proj.lora_magnitude_vector     (out)  DoRA m, BoRA m_out
-//   base_model.model.model.layers.N.self_attn.q_proj.lora_magnitude_vector_in  (in)   BoRA m_in (peftlab's key)
-//   base_model.model.score.weight       modules_to_save (the task head), as PEFT saves it
-// adapter_config.json carries PEFT's fields (peft_type "LORA", r, lora_alpha, use_dora, ...) and a "peftlab"
-// block with the method's exact options, so BoRA and variants PEFT cannot express load back exactly.
-// Output-row tensors (lora_B, row magnitudes) pass through BackboneConfig::output_rows_to_hf: models in
-// llama2.c's interleaved rotary layout have their q/k rows permuted to Hugging Face's layout on export and
-// back on import.
+// "base_model.model." is the family's, BackboneConfig::hf_module_name): each slot's tensors under
+// "base_model.model.<module>." + the suffixes the method names (Method::peft_tensors, e.g. lora_A.weight),
+// tensors shared by all slots under "base_model." + suffix (Method::peft_shared_tensors), and
+// base_model.model.score.weight for modules_to_save (the task head), as PEFT saves it.
+// adapter_config.json carries the method's PEFT fields (Method::peft_config_fields), the targets, and a
+// "peftlab" block with the method's exact options, so variants PEFT cannot express load back exactly.
+// Output-row tensors pass through BackboneConfig::output_rows_to_hf: models in llama2.c's interleaved rotary
+// layout have their q/k rows permuted to Hugging Face's layout on export and back on import.
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/backbone.h"
@@ -28,7 +27,12 @@ namespace peftlab {
 
 // The safetensors key prefix of a slot ("base_model.model.model.layers.0.self_attn.q_proj" for the decoders).
 std::string peft_module_key(const BackboneConfig& config, const std::string& slot_name);
-constexpr const char* kPeftMagnitudeInSuffix = "lora_magnitude_vector_in";
+
+// For the methods' readers of adapter_config.json: the `targets` of PEFT's target_modules (nullopt when
+// absent), and the low-rank options (rank, alpha, dropout, rslora, targets, overrides from rank_pattern and
+// alpha_pattern) of a LoRA-type config. InputError naming `file` on unexpected values.
+std::optional<YAML::Node> peft_targets(const nlohmann::json& config, const std::string& file);
+YAML::Node low_rank_mapping_from_peft(const nlohmann::json& config, const std::string& file);
 
 struct PeftExportOptions {
   std::string task_type = "CAUSAL_LM";  // or "SEQ_CLS"
@@ -48,7 +52,8 @@ struct PeftAdapter {
   nlohmann::json config;
 };
 
-// The method an adapter_config.json describes: the "peftlab" block when present, else PEFT's LoRA fields.
+// The method an adapter_config.json describes: the "peftlab" block when present, else PEFT's own fields as the
+// registered methods read them (MethodInfo::from_peft_config).
 std::unique_ptr<Method> read_peft_method(const std::filesystem::path& dir);
 
 // Attaches the adapter in `dir` to `model` (which has none yet) and loads its weights. Every expected key must

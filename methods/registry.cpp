@@ -5,16 +5,21 @@
 #include "methods/dora.h"
 #include "methods/full.h"
 #include "methods/lora.h"
+#include "methods/pissa.h"
+#include "methods/vera.h"
 
 namespace peftlab {
 
 const std::vector<MethodInfo>& method_registry() {
-  // The one list of built-ins. A new method adds one line here.
+  // The one list of built-ins, in display order. A new method adds one line here.
   static const std::vector<MethodInfo> registry = {
-      {"full", "full fine-tuning: every backbone weight trains", make_full_method},
-      {"lora", "LoRA: W' = W0 + s B A", make_lora_method},
-      {"dora", "DoRA: W' = diag(m) V / ||V||_row, V = W0 + s B A", make_dora_method},
-      {"bora", "BoRA: row and column magnitudes around V = W0 + s B A", make_bora_method},
+      {"full", "full fine-tuning: every backbone weight trains", make_full_method, nullptr},
+      {"lora", "LoRA: W' = W0 + s B A", make_lora_method, lora_from_peft_config},
+      {"dora", "DoRA: W' = diag(m) V / ||V||_row, V = W0 + s B A", make_dora_method, dora_from_peft_config},
+      {"bora", "BoRA: row and column magnitudes around V = W0 + s B A", make_bora_method, nullptr},
+      {"pissa", "PiSSA: LoRA from the top-r SVD of W0, W0 replaced by the residual", make_pissa_method, nullptr},
+      {"vera", "VeRA: W' = W0 + diag(lambda_b) B diag(lambda_d) A, A and B frozen and shared", make_vera_method,
+       vera_from_peft_config},
   };
   return registry;
 }

@@ -2,10 +2,12 @@
 // be dropped by the linker from the static library), and strict construction from a spec's `method` mapping.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,9 +21,12 @@ struct MethodInfo {
   std::string summary;  // one line for listings
   // Reads the method's own keys from `options` (the `name` key is already consumed); finish() is called after.
   std::function<std::unique_ptr<Method>(Options& options)> create;
+  // The method mapping of an adapter_config.json written by HF PEFT for this method (PEFT's own fields, no
+  // "peftlab" block); nullopt when the config describes another method. Empty: PEFT has no such adapter.
+  std::function<std::optional<YAML::Node>(const nlohmann::json& config, const std::string& file)> from_peft_config;
 };
 
-// Every registered method, in registration order.
+// Every registered method, in display order (tables, figures and listings follow it).
 const std::vector<MethodInfo>& method_registry();
 std::vector<std::string> method_names();
 

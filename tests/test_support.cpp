@@ -10,10 +10,14 @@
 #include <sstream>
 
 #include "core/data_root.h"
+#include "experiments/registries.h"
 
 namespace peftlab::testing {
 
 namespace fs = std::filesystem;
+
+// Every test sees the spec parser as `peftlab` does: connected to the method and task registries.
+[[maybe_unused]] const bool kSpecConnectedToRegistries = (connect_spec_to_registries(), true);
 
 static std::string shell_quote(const std::string& s) {
   std::string out = "'";

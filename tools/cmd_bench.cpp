@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/runtime.h"
 #include "core/subprocess.h"
+#include "methods/registry.h"
 #include "tools/cli.h"
 
 namespace peftlab::cli {
@@ -27,7 +28,7 @@ namespace fs = std::filesystem;
 
 struct BenchArgs {
   std::vector<std::string> shapes;
-  std::string methods = "full,lora,dora,bora,lora+bf16,lora+ckpt";
+  std::string methods;  // empty: every registered method, and LoRA with bf16 and with checkpointing
   int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5;
   bool reference = true;
   std::string json_out, markdown_out;
@@ -211,7 +212,8 @@ int run_bench(const BenchArgs& args) {
   defaults.eval_repeats = args.eval_repeats;
   defaults.threads = global_options().threads, defaults.device = global_options().device;
   std::vector<BenchCase> variants;
-  std::stringstream list(args.methods);
+  std::stringstream list(args.methods.empty() ? fmt::format("{},lora+bf16,lora+ckpt", fmt::join(method_names(), ","))
+                                              : args.methods);
   for (std::string label; std::getline(list, label, ',');)
     if (!label.empty()) variants.push_back(bench_case_from_label(label, defaults));
   for (const auto& shape : shapes) bench_shape_config(shape);  // unknown shapes fail before anything runs
@@ -271,7 +273,8 @@ std::function<int()> setup_bench(CLI::App& cmd) {
   auto args = std::make_shared<BenchArgs>();
   cmd.add_option("--shape", args->shapes, "260K, 15M, 42M or 110M (repeatable; default: all four)");
   cmd.add_option("--methods", args->methods,
-                 "Comma-separated cases: full, lora, dora, bora, each optionally +bf16 and/or +ckpt (activation checkpointing)");
+                 "Comma-separated cases: methods of `peftlab methods`, each optionally +bf16 and/or +ckpt (activation "
+                 "checkpointing); default: every method, lora+bf16, lora+ckpt");
   cmd.add_option("--steps", args->steps, "Timed steps per case (default: 20, 10, 8, 6 by shape)")->check(CLI::PositiveNumber);
   cmd.add_option("--warmup", args->warmup, "Untimed steps first (default: 5 at 260K, else 2)")->check(CLI::NonNegativeNumber);
   cmd.add_option("--eval-repeats", args->eval_repeats, "Timed evaluation forwards per case (median)")->check(CLI::PositiveNumber);

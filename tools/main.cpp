@@ -8,9 +8,7 @@
 
 #include "core/errors.h"
 #include "core/runtime.h"
-#include "experiments/spec.h"
-#include "methods/registry.h"
-#include "tasks/task.h"
+#include "experiments/registries.h"
 #include "tools/cli.h"
 
 namespace peftlab::cli {
@@ -31,19 +29,6 @@ bool register_verb(Verb verb) {
 }
 
 }  // namespace peftlab::cli
-
-namespace {
-
-// The spec parser checks method and task entries through their registries (names and every option key).
-void connect_spec_to_registries() {
-  using namespace peftlab;
-  spec_hooks().method_names = method_names();
-  spec_hooks().task_names = task_names();
-  register_section_validator("method", [](Options& options) { make_method(options); });
-  register_section_validator("task", [](Options& options) { make_task(options); });
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   using namespace peftlab;

@@ -128,10 +128,11 @@ class RealRuns(unittest.TestCase):
         shutil.rmtree(cls.out, ignore_errors=True)
 
     def display_order(self, labels):
-        """The papers' order: full fine-tuning, LoRA, DoRA, BoRA, then any other method."""
-        rank = {"full": 0, "lora": 1, "dora": 2, "bora": 3}
+        """The method registry's order (`peftlab methods --json`), then any other method."""
+        listed = json.loads(peftlab("methods", "--json").stdout)
+        rank = {m["name"]: i for i, m in enumerate(listed)}
         method = {r.label: r.method for r in self.runs}
-        return sorted(labels, key=lambda l: (rank.get(method[l], 4), method[l], l))
+        return sorted(labels, key=lambda l: (rank.get(method[l], len(rank)), method[l], l))
 
     def groups(self):
         """(label, task) -> headline values of the completed runs that have one."""

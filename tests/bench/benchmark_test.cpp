@@ -36,7 +36,7 @@ TEST(BenchFlops, FullFineTuningIsSixTimesTokensTimesParametersPlusAttention) {
   const int64_t batch = 3, T = 40;
   const double N = batch * T;
   const double expected = 6 * N * matmul_parameters(c) + 12 * N * T * c.dim * c.n_layers;
-  EXPECT_NEAR(training_step_flops(*config, "full", 8, batch, T).total(), expected, 1e-9 * expected);
+  EXPECT_NEAR(training_step_flops(*config, *bench_method("full", 8), batch, T).total(), expected, 1e-9 * expected);
 }
 
 TEST(BenchFlops, LoraIsFourTimesTokensTimesParametersPlusTheAdapterTerms) {
@@ -49,11 +49,11 @@ TEST(BenchFlops, LoraIsFourTimesTokensTimesParametersPlusTheAdapterTerms) {
   const double frozen = 4 * N * matmul_parameters(c) - 2 * N * (d * d + 2 * d * kv) + 12 * N * T * d * c.n_layers;
   const double adapter_dims = c.n_layers * ((d + d) * 2 + (d + kv) * 2 + (d + h) * 2 + (h + d));
   const double lora = frozen + 6 * N * r * adapter_dims;
-  EXPECT_NEAR(training_step_flops(*config, "lora", r, batch, T).total(), lora, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(*config, *bench_method("lora", r), batch, T).total(), lora, 1e-9 * lora);
   // DoRA and BoRA add V = W0 + s B A once per step: 2 r (in x out) per adapted matrix.
   const double v_build = 2.0 * r * c.n_layers * (2 * d * d + 2 * d * kv + 3 * d * h);
-  EXPECT_NEAR(training_step_flops(*config, "dora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
-  EXPECT_NEAR(training_step_flops(*config, "bora", r, batch, T).total(), lora + v_build, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(*config, *bench_method("dora", r), batch, T).total(), lora + v_build, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(*config, *bench_method("bora", r), batch, T).total(), lora + v_build, 1e-9 * lora);
 }
 
 TEST(BenchCases, LabelsRoundTripAndBadOnesAreInputErrors) {

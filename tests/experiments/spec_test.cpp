@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/data_root.h"
+#include "experiments/run_checks.h"
 #include "experiments/sweep.h"
 #include "tests/test_support.h"
 
@@ -378,7 +379,7 @@ TEST(Sweep, UnknownMethodNameSuggests) {
   InputError e = error_of([&] { load_spec(dir / "s.yaml"); });
   EXPECT_EQ(e.line(), 2);
   EXPECT_EQ(e.problem(),
-            "methods[0].name: unknown method 'lorra' (known: bora, dora, full, lora; did you mean 'lora'?)");
+            "methods[0].name: unknown method 'lorra' (known: bora, dora, full, lora, pissa, vera; did you mean 'lora'?)");
 }
 
 TEST(Sweep, SectionValidatorsSeeEveryResolvedEntryAndLeftoverKeysAreErrors) {
@@ -482,6 +483,10 @@ TEST(ValidateCli, ExitCodesAndOutput) {
 }
 
 TEST(Experiments, EveryBundledSpecValidates) {
+  // What `peftlab validate` checks: the spec read through the method and task registries (every option key of
+  // every entry), then each run's model config, device, sequence length and method plan (check_runs).
+  ASSERT_FALSE(spec_hooks().method_names.empty());
+  ASSERT_TRUE(spec_hooks().validators.count("method") && spec_hooks().validators.count("task"));
   fs::path root = fs::path(PEFTLAB_SOURCE_DIR) / "experiments";
   int checked = 0;
   for (const auto& entry : fs::recursive_directory_iterator(root)) {
@@ -489,7 +494,9 @@ TEST(Experiments, EveryBundledSpecValidates) {
       continue;  // defaults: an include
     EXPECT_NO_THROW({
       try {
-        EXPECT_FALSE(load_runs(entry.path()).empty());
+        auto runs = load_runs(entry.path());
+        EXPECT_FALSE(runs.empty());
+        check_runs(runs);
       } catch (const InputError& e) {
         ADD_FAILURE() << e.what();
         throw;
@@ -498,6 +505,13 @@ TEST(Experiments, EveryBundledSpecValidates) {
     ++checked;
   }
   EXPECT_GE(checked, 6);
+  // The same path rejects what the registries reject: an option no method has, a task option no task has.
+  TempDir dir;
+  const std::string head = "model: {path: /m.bin}\n";
+  write_file(dir / "m.yaml", head + "methods: [{name: lora, rnak: 4}]\ntasks: [{name: sst2}]\n");
+  EXPECT_THROW(load_runs(dir / "m.yaml"), InputError);
+  write_file(dir / "t.yaml", head + "methods: [{name: lora}]\ntasks: [{name: sst2, splitt: dev}]\n");
+  EXPECT_THROW(load_runs(dir / "t.yaml"), InputError);
 }
 
 TEST(Experiments, QuickstartAndPaperSpecsSayWhatTheDocsSay) {

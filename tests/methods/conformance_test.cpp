@@ -1,13 +1,15 @@
 // One conformance suite for every registered method (and the variants below): identity at init, merged ==
 // unmerged after perturbation, gradients only where they belong, parameter counts by docs/methods.md's formulas,
-// BoRA's norm invariant, a float64 reference built from the formulas, and finite-difference gradients when
-// the norms are not detached. A new method gets all of this by being registered, on a decoder (llama: with and
-// without biases) and on the encoder families' biased slots (roberta, bert).
+// BoRA's norm invariant, a float64 reference built from the formulas (the method's oracle in
+// method_test_support.h), and finite-difference gradients when the norms are not detached. A new method gets
+// all of this by being registered and giving its oracle, on a decoder (llama: with and without biases) and on
+// the encoder families' biased slots (roberta, bert, deberta-v2).
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <map>
+#include <set>
 
 #include "core/llama2c.h"
 #include "methods/adaptation.h"
@@ -89,22 +91,6 @@ Backbone biased_model() {
       ->build();
 }
 
-// docs/methods.md's trainable-parameter formulas, written out independently of the methods' own.
-int64_t design_formula(const std::string& method, int64_t in, int64_t out, int64_t r) {
-  if (method == "lora") return r * (in + out);
-  if (method == "dora") return r * (in + out) + out;
-  if (method == "bora") return r * (in + out) + out + in;
-  ADD_FAILURE() << "no docs/methods.md formula in the test for method " << method;
-  return -1;
-}
-
-// The reference formula's name for a method's adapter.
-std::string reference_kind(const nlohmann::json& options) {
-  std::string name = options["name"];
-  if (name == "bora") return "bora_" + options["order"].get<std::string>();
-  return name;
-}
-
 bool detaches_norms(const nlohmann::json& options) {
   if (options.contains("detach_norm")) return options["detach_norm"].get<bool>();
   if (options.contains("detach_norms")) return options["detach_norms"].get<bool>();
@@ -145,7 +131,18 @@ class MethodConformance : public ::testing::TestWithParam<MethodCase> {
 
 TEST_P(MethodConformance, IdentityAtInit) {
   auto base = logits();
-  apply_method(*model, *method, 7);
+  auto plan = apply_method(*model, *method, 7);
+  // What was applied: adapters on exactly the planned slots (none for full fine-tuning, whose every backbone
+  // weight trains instead), and the model computes what it computed before.
+  std::set<std::string> planned;
+  for (const auto& s : plan.slots) planned.insert(s.slot);
+  EXPECT_EQ(planned.empty(), method->trains_base_weights());
+  for (const auto& slot : model->slots()) EXPECT_EQ(slot->has_adapter(), planned.count(slot->slot_name()) == 1);
+  for (const auto& item : model->named_parameters()) {
+    if (item.key().find(".adapter.") == std::string::npos) {
+      EXPECT_EQ(item.value().requires_grad(), method->trains_base_weights()) << item.key();
+    }
+  }
   EXPECT_LE(max_relative_difference(logits(), base), 1e-6);
 }
 
@@ -208,7 +205,9 @@ TEST_P(MethodConformance, ParameterCountsFollowDesignFormulas) {
     ASSERT_TRUE(slot->has_adapter()) << s.slot;
     int64_t numel = 0;
     for (const auto& p : slot->adapter()->parameters()) numel += p.numel();
-    EXPECT_EQ(numel, design_formula(method->name(), slot->in_features(), slot->out_features(), s.rank)) << s.slot;
+    EXPECT_EQ(numel, testing::method_oracle(method->name())
+                         .parameter_count(slot->in_features(), slot->out_features(), s.rank))
+        << s.slot;
     EXPECT_EQ(numel, s.trainable_params);
   }
   for (const auto& slot : model->slots()) {
@@ -218,9 +217,11 @@ TEST_P(MethodConformance, ParameterCountsFollowDesignFormulas) {
   }
 }
 
-TEST_P(MethodConformance, BoraNormInvariant) {
+class BoraConformance : public MethodConformance {};
+
+TEST_P(BoraConformance, NormInvariant) {
   auto options = method->to_json();
-  if (options["name"] != "bora") GTEST_SKIP() << "BoRA only";
+  ASSERT_EQ(options["name"], "bora");
   apply_method(*model, *method, 7);
   testing::perturb_adapter_parameters(*model);
   bool out_first = options["order"] == "out_first";
@@ -247,7 +248,9 @@ Float64Slot make_float64_slot(const Method& method, const BackboneConfig& config
   s.layer->to(torch::kFloat64);
   s.layer->weight.set_requires_grad(false);
   if (biased) s.layer->bias.set_requires_grad(false);
-  s.layer->attach(method.make_adapter(s.plan, s.layer->weight, at::make_generator<at::CPUGeneratorImpl>(3)));
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto shared = method.make_shared_state({s.plan}, s.layer->weight.options(), generator);
+  s.layer->attach(method.make_adapter(s.plan, s.layer->weight, generator, shared));
   testing::perturb_adapter_parameters(*s.layer);
   return s;
 }
@@ -255,11 +258,10 @@ Float64Slot make_float64_slot(const Method& method, const BackboneConfig& config
 TEST_P(MethodConformance, MatchesFloat64ReferenceBuiltFromTheFormula) {
   if (method->trains_base_weights()) GTEST_SKIP() << "no adapter";
   auto slot = make_float64_slot(*method, model->config(), GetParam().biased);
-  auto params = slot.layer->adapter()->named_parameters();
-  auto get = [&](const std::string& n) { return params.contains(n) ? params[n] : torch::Tensor(); };
-  auto expected_w = testing::reference_merged_weight(reference_kind(method->to_json()), slot.layer->weight,
-                                                     get("lora_A"), get("lora_B"), slot.plan.scaling,
-                                                     get("magnitude"), get("magnitude_in"));
+  const auto& oracle = testing::method_oracle(method->name());
+  ASSERT_TRUE(oracle.merged_weight) << method->name();
+  auto expected_w = oracle.merged_weight(slot.layer->weight, testing::adapter_tensors(*slot.layer->adapter()),
+                                         slot.plan.scaling, method->to_json());
   EXPECT_GT(max_relative_difference(expected_w, slot.layer->weight), 1e-3) << "reference equals W0: test is void";
   auto x = torch::randn({3, 4, slot.plan.in_features}, torch::kFloat64);
   torch::NoGradGuard no_grad;
@@ -336,12 +338,13 @@ TEST_P(ExactGradientConformance, GradientsMatchAutogradThroughTheReferenceFormul
     SCOPED_TRACE(zero_magnitude ? "one magnitude entry zero" : "no zero magnitude");
     auto slot = make_float64_slot(*method, model->config(), GetParam().biased);
     auto params = slot.layer->adapter()->named_parameters();
-    auto get = [&](const std::string& n) { return params.contains(n) ? params[n] : torch::Tensor(); };
     if (zero_magnitude) {
-      if (!get("magnitude").defined()) continue;  // LoRA: nothing to zero
+      // One entry of every trainable vector exactly zero (DoRA/BoRA's magnitudes, VeRA's scales).
+      bool any = false;
       torch::NoGradGuard no_grad;
-      get("magnitude")[1] = 0.0;
-      if (get("magnitude_in").defined()) get("magnitude_in")[2] = 0.0;
+      for (auto& item : params)
+        if (item.value().dim() == 1) item.value()[1] = 0.0, any = true;
+      if (!any) continue;  // LoRA: nothing to zero
     }
     auto x = torch::randn({2, 3, slot.plan.in_features}, torch::kFloat64);
     auto upstream = torch::randn({2, 3, slot.plan.out_features}, torch::kFloat64);
@@ -351,8 +354,9 @@ TEST_P(ExactGradientConformance, GradientsMatchAutogradThroughTheReferenceFormul
       adapter_grads[item.key()] = item.value().grad().clone();
       item.value().mutable_grad() = torch::Tensor();
     }
-    auto w = testing::reference_merged_weight(reference_kind(options), slot.layer->weight, get("lora_A"),
-                                              get("lora_B"), slot.plan.scaling, get("magnitude"), get("magnitude_in"));
+    auto w = testing::method_oracle(method->name())
+                 .merged_weight(slot.layer->weight, testing::adapter_tensors(*slot.layer->adapter()),
+                                slot.plan.scaling, options);
     auto y = torch::matmul(x, w.t());
     if (slot.layer->has_bias()) y = y + slot.layer->bias;
     (y * upstream).sum().backward();
@@ -369,6 +373,15 @@ INSTANTIATE_TEST_SUITE_P(AllMethods, MethodConformance, ::testing::ValuesIn(all_
 INSTANTIATE_TEST_SUITE_P(ExactNormMethods, ExactGradientConformance, ::testing::ValuesIn(exact_gradient_cases()),
                          [](const auto& info) { return info.param.id; });
 
+std::vector<MethodCase> bora_cases() {
+  std::vector<MethodCase> cases;
+  for (const auto& c : all_cases())
+    if (make_method_from_yaml(c.yaml, "conformance.yaml")->name() == "bora") cases.push_back(c);
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(Bora, BoraConformance, ::testing::ValuesIn(bora_cases()),
+                         [](const auto& info) { return info.param.id; });
+
 TEST(MethodConformanceTable, EveryRegisteredMethodIsCovered) {
   // The registry defaults are always in; this guards the variant table against silently covering nothing.
   for (const auto& name : method_names()) {
@@ -377,6 +390,9 @@ TEST(MethodConformanceTable, EveryRegisteredMethodIsCovered) {
     EXPECT_TRUE(found) << name;
   }
   EXPECT_GE(all_cases().size(), 2 * (method_names().size() + 11));
+  EXPECT_GE(bora_cases().size(), 10u);
+  // Every registered method has its oracle.
+  for (const auto& name : method_names()) EXPECT_EQ(testing::method_oracles().count(name), 1u) << name;
   int64_t biased = 0, decoder = 0, encoder = 0;
   for (const auto& c : all_cases()) {
     if (!c.family.empty()) ++encoder;

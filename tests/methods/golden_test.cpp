@@ -1,6 +1,7 @@
 // The adapters against tests/fixtures/methods_golden.json: float64 forward outputs, merged weights and
-// gradients computed independently by PyTorch autograd from explicitly built merged weights (its `about`
-// field explains every number). A, B are random and the magnitudes are perturbed, so nothing is an identity.
+// gradients computed independently by tests/fixtures/make_methods_golden.py (plain Python, complex-step
+// gradients; its `about` field explains every number). A, B are random and the magnitudes are perturbed, so
+// nothing is an identity. A missing file is a failure.
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -10,6 +11,7 @@
 
 #include "core/adaptable_linear.h"
 #include "methods/registry.h"
+#include "tests/methods/method_test_support.h"
 
 namespace peftlab {
 namespace {
@@ -36,12 +38,21 @@ double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
 
 // "dora/exact" -> the method mapping that reproduces it.
 std::string method_yaml(const std::string& key, const nlohmann::json& c) {
+  if (key == "vera") return fmt::format("{{name: vera, rank: {}}}", c["rank"].get<int>());
   std::string rank = fmt::format("rank: {}, alpha: {}", c["rank"].get<int>(), c["alpha"].get<double>());
   if (key == "lora") return "{name: lora, " + rank + "}";
   bool exact = key.find("/exact") != std::string::npos;
   if (key.rfind("dora", 0) == 0) return fmt::format("{{name: dora, {}, detach_norm: {}}}", rank, !exact);
   std::string order = key.find("in_first") != std::string::npos ? "in_first" : "out_first";
   return fmt::format("{{name: bora, {}, order: {}, detach_norms: {}}}", rank, order, !exact);
+}
+
+// The golden file's names -> the adapters' tensor names (parameters and shared buffers).
+const std::map<std::string, std::string>& tensor_names() {
+  static const std::map<std::string, std::string> names = {
+      {"A", "lora_A"},           {"B", "lora_B"},           {"m_out", "magnitude"},         {"m_in", "magnitude_in"},
+      {"lambda_b", "lambda_b"},  {"lambda_d", "lambda_d"},  {"vera_A", "shared.vera_A"},    {"vera_B", "shared.vera_B"}};
+  return names;
 }
 
 TEST(MethodsGolden, ForwardMergedWeightAndGradientsMatchPyTorchAutograd) {
@@ -73,16 +84,25 @@ TEST(MethodsGolden, ForwardMergedWeightAndGradientsMatchPyTorchAutograd) {
       }
       layer->weight.set_requires_grad(false);
       if (biased) layer->bias.set_requires_grad(false);
-      auto adapter = method->make_adapter(plan, layer->weight, at::make_generator<at::CPUGeneratorImpl>(0));
+      // Shared state (VeRA's projections) sized as the case's: larger than this slot, as in a model.
+      SlotPlan largest = plan;
+      if (c.contains("vera_A")) {
+        largest.in_features = c["vera_A"][0].size();
+        largest.out_features = c["vera_B"].size();
+      }
+      auto generator = at::make_generator<at::CPUGeneratorImpl>(0);
+      auto shared = method->make_shared_state({largest}, layer->weight.options(), generator);
+      auto adapter = method->make_adapter(plan, layer->weight, generator, shared);
       layer->attach(adapter);
-      auto params = adapter->named_parameters();
+      auto tensors = testing::adapter_tensors(*adapter);
+      int64_t loaded = 0;
       {
         torch::NoGradGuard no_grad;
-        params["lora_A"].copy_(to_tensor(c["A"]));
-        params["lora_B"].copy_(to_tensor(c["B"]));
-        if (params.contains("magnitude")) params["magnitude"].copy_(to_tensor(c["m_out"]));
-        if (params.contains("magnitude_in")) params["magnitude_in"].copy_(to_tensor(c["m_in"]));
+        for (const auto& [golden_name, ours] : tensor_names())
+          if (tensors.count(ours)) tensors[ours].copy_(to_tensor(c[golden_name])), ++loaded;
       }
+      EXPECT_EQ(loaded, static_cast<int64_t>(tensors.size())) << "an adapter tensor the golden file lacks";
+      auto params = adapter->named_parameters();
       auto x = to_tensor(c["x"]);
       auto y = layer->forward(x);
       EXPECT_LE(max_relative_difference(y, to_tensor(expected["y"])), 1e-12);
@@ -91,11 +111,10 @@ TEST(MethodsGolden, ForwardMergedWeightAndGradientsMatchPyTorchAutograd) {
         EXPECT_LE(max_relative_difference(adapter->merged_weight(W0), to_tensor(expected["merged_weight"])), 1e-12);
       }
       (y * to_tensor(c["upstream_grad"])).sum().backward();
-      const std::map<std::string, std::string> ours = {
-          {"A", "lora_A"}, {"B", "lora_B"}, {"m_out", "magnitude"}, {"m_in", "magnitude_in"}};
       for (const auto& [name, grad] : expected["grad"].items()) {
-        ASSERT_TRUE(params.contains(ours.at(name))) << name;
-        EXPECT_LE(max_relative_difference(params[ours.at(name)].grad(), to_tensor(grad)), 1e-10) << name;
+        const auto& ours = tensor_names().at(name);
+        ASSERT_TRUE(params.contains(ours)) << name;
+        EXPECT_LE(max_relative_difference(params[ours].grad(), to_tensor(grad)), 1e-10) << name;
       }
       {
         // Merged (after the backward pass, which needs W0 as it was), the layer computes the same y with the
@@ -112,7 +131,7 @@ TEST(MethodsGolden, ForwardMergedWeightAndGradientsMatchPyTorchAutograd) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 21);  // 3 layers x 7 method variants
+  EXPECT_EQ(checked, 24);  // 3 layers x 8 method variants
 }
 
 }  // namespace

@@ -40,13 +40,13 @@ const BackboneConfig& llama7b_config() {
 
 TEST(MethodRegistry, BuiltInsAreRegisteredOnceEach) {
   auto names = method_names();
-  std::vector<std::string> expected = {"full", "lora", "dora", "bora"};
+  std::vector<std::string> expected = {"full", "lora", "dora", "bora", "pissa", "vera"};
   EXPECT_EQ(names, expected);
 }
 
 TEST(MethodRegistry, UnknownMethodListsKnownOnesAndSuggests) {
   EXPECT_EQ(error_of("name: lorra\n"),
-            "spec.yaml:1: method.name: unknown method 'lorra' (known: bora, dora, full, lora; did you mean 'lora'?)");
+            "spec.yaml:1: method.name: unknown method 'lorra' (known: bora, dora, full, lora, pissa, vera; did you mean 'lora'?)");
 }
 
 TEST(MethodRegistry, UnknownOptionNamesLineAndSuggestion) {
@@ -130,12 +130,16 @@ TEST(MethodLabels, DefaultAndCustom) {
   EXPECT_EQ(label("{name: dora, rank: 4, detach_norm: false}"), "dora-r4-exactnorm");
   EXPECT_EQ(label("{name: bora, rank: 8, order: in_first}"), "bora-r8-in_first");
   EXPECT_EQ(label("{name: bora, rank: 8, label: mine}"), "mine");
+  EXPECT_EQ(label("{name: pissa}"), "pissa-r8");
+  EXPECT_EQ(label("{name: vera, rank: 64}"), "vera-r64");
+  EXPECT_EQ(label("{name: vera, rank: 64, d_initial: 0.5}"), "vera-r64-d0.5");
 }
 
 TEST(MethodOptions, JsonRoundTripGivesTheSameMethod) {
   for (const std::string yaml :
        {"{name: full}", "{name: lora, rank: 4, rslora: true, targets: all-linear, overrides: [{pattern: q_proj, rank: 2}]}",
-        "{name: dora, rank: 0, detach_norm: false}", "{name: bora, rank: 3, order: in_first, init_a: gaussian}"}) {
+        "{name: dora, rank: 0, detach_norm: false}", "{name: bora, rank: 3, order: in_first, init_a: gaussian}",
+        "{name: pissa, rank: 4, alpha: 4, rslora: true}", "{name: vera, rank: 16, d_initial: 0.2, dropout: 0.1}"}) {
     auto method = make_method_from_yaml(yaml);
     auto again = make_method_from_yaml(method->to_json().dump());
     EXPECT_EQ(again->to_json(), method->to_json()) << yaml;
