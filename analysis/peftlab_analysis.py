@@ -485,7 +485,7 @@ class Table:
                 c = self.cells[(label, t)]
                 text = self.cell_text(c, scale, digits)
                 if c.mean is not None:
-                    text += f" (med {self._fmt(c.median, scale, digits)}, n={c.n})" if c.n >= 2 else f" (n={c.n})"
+                    text += f" (n={c.n})"
                 cells.append(f"**{text}**" if c.best else text)
             avg = self.avg[label]
             avg_text = "–" if avg is None else self._fmt(avg, scale, digits)

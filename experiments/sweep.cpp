@@ -79,12 +79,16 @@ YAML::Node with_value(const SourceMap& sources, const SweepAxis& axis, const YAM
   return copy;
 }
 
-// The entry without the keys the spec itself reads (label, and a method's train), which the registries
-// never see.
+// The entry without the keys the spec itself reads, which the registries never see: label, and train
+// settings (a method's train:, a task's train: mapping; a task's scalar train: is the task's own option, the
+// custom task's training file).
 YAML::Node registry_options(const YAML::Node& entry) {
   YAML::Node copy(YAML::NodeType::Map);
-  for (const auto& e : entry)
-    if (e.first.Scalar() != "label" && e.first.Scalar() != "train") copy.force_insert(e.first, e.second);
+  for (const auto& e : entry) {
+    const std::string& key = e.first.Scalar();
+    if (key == "label" || (key == "train" && (e.second.IsMap() || entry["name"].Scalar() != "custom"))) continue;
+    copy.force_insert(e.first, e.second);
+  }
   return copy;
 }
 
@@ -164,7 +168,8 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
       Variant v;
       v.entry = entry;
       v.node = registry_options(entry);
-      v.train = lookup(entry, "train");
+      if (YAML::Node train = lookup(entry, "train"))  // (assigning a missing key's node throws)
+        if (is_method || train.IsMap() || name != "custom") v.train = train;
       if (v.train && !v.train.IsNull() && !v.train.IsMap())
         sources.fail(v.train, fmt::format("a {}'s train: is a mapping of train settings, e.g. {{lr: 3.0e-4}}",
                                           is_method ? "method" : "task"));

@@ -32,7 +32,7 @@ const fs::path kExperiments = fs::path(PEFTLAB_SOURCE_DIR) / "experiments";
 // Relative to experiments/: every spec file there and in paper/, except the shared defaults (not a spec).
 std::vector<std::string> bundled_specs() {
   std::vector<std::string> specs;
-  for (const fs::path dir : {kExperiments, kExperiments / "paper"})
+  for (const fs::path& dir : {kExperiments, kExperiments / "paper"})
     for (const auto& entry : fs::directory_iterator(dir))
       if (entry.path().extension() == ".yaml" && entry.path().filename() != "defaults.yaml")
         specs.push_back(fs::relative(entry.path(), kExperiments).string());
@@ -143,7 +143,6 @@ TEST(BundledSpecSmoke, AMissingTrainingMixIsNamed) {
                                   "--only", "commonsense/lora-r32/seed0", "--out", out.path().string()});
   EXPECT_EQ(result.status, 2) << result.output;
   EXPECT_NE(result.output.find("commonsense/commonsense_170k.json: no such file"), std::string::npos) << result.output;
-  EXPECT_NE(result.output.find("ft-training_set/commonsense_170k.json"), std::string::npos) << result.output;
   EXPECT_FALSE(fs::exists(out / "commonsense/lora-r32/seed0/run.h5")) << "a run that could not start left a run file";
 }
 

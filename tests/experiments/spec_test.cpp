@@ -7,6 +7,7 @@
 
 #include "core/data_root.h"
 #include "experiments/run_checks.h"
+#include "experiments/smoke_profile.h"
 #include "experiments/sweep.h"
 #include "tests/test_support.h"
 
@@ -359,9 +360,9 @@ tasks:
       (std::vector<std::string>{
           "commonsense-protocol=generate/lora-r8-alpha=16/seed0",
           "commonsense-protocol=generate/lora-r8-alpha=32/seed0",
-          "commonsense-protocol=generate/bora-r8-in_first-rslora/seed0", "commonsense-protocol=generate/my-dora/seed0",
+          "commonsense-protocol=generate/bora-r8-rslora-in_first/seed0", "commonsense-protocol=generate/my-dora/seed0",
           "commonsense-protocol=loglik/lora-r8-alpha=16/seed0", "commonsense-protocol=loglik/lora-r8-alpha=32/seed0",
-          "commonsense-protocol=loglik/bora-r8-in_first-rslora/seed0", "commonsense-protocol=loglik/my-dora/seed0"}));
+          "commonsense-protocol=loglik/bora-r8-rslora-in_first/seed0", "commonsense-protocol=loglik/my-dora/seed0"}));
   EXPECT_FALSE(runs[3].method["label"]) << "label is the spec's, not the method's";
 
   std::string same = std::string(kMinimal) + "  - name: sst2\n";
@@ -494,7 +495,8 @@ TEST(Experiments, EveryBundledSpecValidates) {
       continue;  // defaults: an include
     EXPECT_NO_THROW({
       try {
-        auto runs = load_runs(entry.path());
+        // Paper specs name placeholder model folders: validate them as `validate --smoke` does.
+        auto runs = load_runs(entry.path(), smoke_overrides(entry.path()));
         EXPECT_FALSE(runs.empty());
         check_runs(runs);
       } catch (const InputError& e) {
@@ -541,7 +543,7 @@ TEST(Experiments, QuickstartAndPaperSpecsSayWhatTheDocsSay) {
       EXPECT_DOUBLE_EQ(r.method["dropout"].as<double>(), 0.05);
       EXPECT_EQ(r.method["targets"].as<std::vector<std::string>>(),
                 (std::vector<std::string>{"q_proj", "k_proj", "v_proj", "up_proj", "down_proj"}));
-      EXPECT_DOUBLE_EQ(r.train.lr, p.lr);
+      EXPECT_DOUBLE_EQ(r.train.lr, r.method_name == "lora" ? 3e-4 : p.lr);  // LoRA at its own rate
       EXPECT_EQ(r.train.batch_size * r.train.grad_accum, 16);
       EXPECT_EQ(r.train.epochs, 3);
       EXPECT_EQ(r.train.max_steps, 0);

@@ -16,9 +16,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// n examples, the first `positives` of every (n / positives)-th one labelled 1, the rest 0.
 std::vector<TokenizedExample> labelled(size_t n, size_t positives) {
   std::vector<TokenizedExample> out(n);
-  for (size_t i = 0; i < n; ++i) out[i].class_label = i % (n / positives) == 0 && positives-- > 0 ? 1 : 0;
+  const size_t step = n / positives;
+  size_t given = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const bool positive = i % step == 0 && given < positives;
+    out[i].class_label = positive ? 1 : 0;
+    given += positive;
+  }
   return out;
 }
 
