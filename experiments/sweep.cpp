@@ -79,14 +79,17 @@ YAML::Node with_value(const SourceMap& sources, const SweepAxis& axis, const YAM
   return copy;
 }
 
-// The entry without the keys the spec itself reads, which the registries never see: label, and train
-// settings (a method's train:, a task's train: mapping; a task's scalar train: is the task's own option, the
-// custom task's training file).
-YAML::Node registry_options(const YAML::Node& entry) {
+// Whether an entry's `train` is train settings, which the spec reads: always on a method; on a task only as a
+// mapping, since a task may have a `train` option of its own (the custom task's training file), which its
+// registry then checks like any other option.
+bool is_train_settings(const YAML::Node& value, bool is_method) { return is_method || value.IsMap(); }
+
+// The entry without the keys the spec itself reads (label, train settings), which the registries never see.
+YAML::Node registry_options(const YAML::Node& entry, bool is_method) {
   YAML::Node copy(YAML::NodeType::Map);
   for (const auto& e : entry) {
     const std::string& key = e.first.Scalar();
-    if (key == "label" || (key == "train" && (e.second.IsMap() || entry["name"].Scalar() != "custom"))) continue;
+    if (key == "label" || (key == "train" && is_train_settings(e.second, is_method))) continue;
     copy.force_insert(e.first, e.second);
   }
   return copy;
@@ -167,12 +170,11 @@ std::vector<Variant> make_variants(const SourceMap& sources, const std::vector<Y
     for (const auto& assignment : combinations(applicable)) {
       Variant v;
       v.entry = entry;
-      v.node = registry_options(entry);
+      v.node = registry_options(entry, is_method);
       if (YAML::Node train = lookup(entry, "train"))  // (assigning a missing key's node throws)
-        if (is_method || train.IsMap() || name != "custom") v.train = train;
+        if (is_train_settings(train, is_method)) v.train = train;
       if (v.train && !v.train.IsNull() && !v.train.IsMap())
-        sources.fail(v.train, fmt::format("a {}'s train: is a mapping of train settings, e.g. {{lr: 3.0e-4}}",
-                                          is_method ? "method" : "task"));
+        sources.fail(v.train, "a method's train: is a mapping of train settings, e.g. {lr: 3.0e-4}");
       for (const auto& [axis, value] : assignment) v.node = with_value(sources, *axis, v.node, 1, value);
       v.assigned = assignment;
       YAML::Node label = lookup(entry, "label");
