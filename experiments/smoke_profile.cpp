@@ -1,5 +1,7 @@
 #include "experiments/smoke_profile.h"
 
+#include <cstdint>
+
 #include <yaml-cpp/yaml.h>
 
 namespace peftlab {
@@ -11,6 +13,8 @@ namespace {
 const char* const kScheduleKeys[] = {"epochs", "max_steps", "warmup_steps", "warmup_ratio", "eval_every",
                                      "save_every", "batch_size", "grad_accum"};
 
+constexpr int64_t kSmokeTrainExamples = 64;
+
 // What the spec file itself (not its includes) adds: nulls for its entries' own schedule keys, then its
 // `smoke:` list.
 std::vector<std::string> spec_additions(const std::filesystem::path& spec) {
@@ -18,6 +22,17 @@ std::vector<std::string> spec_additions(const std::filesystem::path& spec) {
   try {
     YAML::Node root = YAML::LoadFile(spec.string());
     if (!root.IsMap()) return out;
+    // At most kSmokeTrainExamples training examples per task entry: a held-out share of the training split
+    // (eval.validation) and the token cache would otherwise cover the whole split.
+    YAML::Node tasks = root["tasks"];
+    if (tasks && tasks.IsSequence())
+      for (size_t i = 0; i < tasks.size(); ++i) {
+        if (!tasks[i].IsMap()) continue;
+        YAML::Node cap = tasks[i]["max_train_examples"];
+        const bool smaller = cap && cap.IsScalar() && cap.as<int64_t>(0) > 0 && cap.as<int64_t>(0) <= kSmokeTrainExamples;
+        if (!smaller)
+          out.push_back("tasks." + std::to_string(i) + ".max_train_examples=" + std::to_string(kSmokeTrainExamples));
+      }
     for (const char* list : {"tasks", "methods"}) {
       YAML::Node entries = root[list];
       if (!entries || !entries.IsSequence()) continue;
@@ -59,6 +74,9 @@ std::vector<std::string> smoke_overrides(const std::filesystem::path& spec) {
       "train.grad_accum=1",
       "eval.max_examples=1",
       "eval.batch_size=2",
+      // Test-split predictions cover the whole split whatever eval.max_examples says (a submission file is
+      // whole or absent): thousands of examples, not seconds.
+      "eval.write_predictions=false",
       "seeds=[0]",
       "output.dir=runs/smoke/" + spec.stem().string(),
   };

@@ -42,7 +42,8 @@ void TaskModelImpl::load_head_hf_tensors(const std::map<std::string, torch::Tens
 void fit_task_to_backbone(Task& task, const BackboneConfig& config, const std::string& source) {
   if (config.is_decoder()) return;
   auto* sentences = dynamic_cast<SentenceTask*>(&task);
-  if (sentences == nullptr)
+  const bool sentence_output = task.kind() == TaskKind::Classification || task.kind() == TaskKind::Regression;
+  if (sentences == nullptr || !sentence_output)
     throw InputError(source, fmt::format("task '{}' is {}; {} is an encoder and takes classification and regression "
                                          "tasks only", task.name(), to_string(task.kind()), config.model_type()));
   sentences->set_template_inputs(true);

@@ -132,7 +132,10 @@ class FileTask : public SentenceTask, public TextAnswerTask {
   std::string format_options() const override {
     YAML::Emitter text;
     text << YAML::Flow << resolved_;
-    return common_format_options() + fmt::format(";source={};source_sha256={};resolved={}", file_, sha256_, text.c_str());
+    // Classification and regression inputs depend on the backbone (joined text or the tokenizer's template).
+    const bool sentences = type_ == OutputType::Classification || type_ == OutputType::Regression;
+    return (sentences ? sentence_format_options() : common_format_options()) +
+           fmt::format(";source={};source_sha256={};resolved={}", file_, sha256_, text.c_str());
   }
 
   std::vector<Metric> metrics(const std::string& split) const override {
@@ -377,16 +380,14 @@ class FileTask : public SentenceTask, public TextAnswerTask {
     const bool tabular = format_ == "tsv" || format_ == "csv";
     const bool header = o.get<bool>("header", true);
     const auto columns = string_list_option(o, "columns", {});
-    if (auto dir = entry.get_optional<std::string>("data_dir")) {
-      data_dir_ = fs::path(*dir);  // a spec's paths are as written (relative to the working folder)
-    } else {
-      YAML::Node node = o.raw("data_dir");
-      data_dir_ = base_dir;
-      if (node && !node.IsNull()) {
-        fs::path dir = expand_data_variable(o.get<std::string>("data_dir", ""), file_, Options::line_of(node));
-        data_dir_ = dir.is_absolute() ? dir : base_dir / dir;
-      }
+    YAML::Node node = o.raw("data_dir");
+    data_dir_ = base_dir;
+    if (node && !node.IsNull()) {
+      fs::path dir = expand_data_variable(o.get<std::string>("data_dir", ""), file_, Options::line_of(node));
+      data_dir_ = dir.is_absolute() ? dir : base_dir / dir;
     }
+    // A spec's data_dir replaces the file's; its paths are as written (relative to the working folder).
+    if (auto dir = entry.get_optional<std::string>("data_dir")) data_dir_ = fs::path(*dir);
     YAML::Node splits = o.raw("splits");
     if (!splits || !splits.IsMap() || splits.size() == 0)
       throw InputError(file_, "splits: expected a mapping from split name to data file (train: train.csv, ...)",

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/data_root.h"
 #include "experiments/registries.h"
@@ -56,8 +57,11 @@ TempDir::~TempDir() {
 }
 
 void write_file(const fs::path& path, const std::string& bytes) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) throw std::runtime_error("test helper: cannot write " + path.string());
 }
 
 std::string read_file(const fs::path& path) {

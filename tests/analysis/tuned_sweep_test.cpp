@@ -35,7 +35,7 @@ tasks:
   - name: sst2
 seeds: [0, 1]
 train: {batch_size: 8, max_steps: 4}
-eval: {max_examples: 32, splits: [dev], validation: 32}
+eval: {max_examples: 32, splits: [dev], validation: 32, write_predictions: false}
 sweep:
   train.lr: {values: [3.0e-2, 1.0e-4], select: {split: validation, metric: loss}}
 )");

@@ -9,16 +9,10 @@
 // here FAILS.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <array>
 #include <cctype>
-#include <cstdio>
-#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -27,6 +21,7 @@
 #include "core/backbone.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
+#include "tests/reference_run.h"
 #include "tests/test_support.h"
 
 namespace peftlab {
@@ -34,48 +29,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string python_interpreter() {
-  if (const char* env = std::getenv("PEFTLAB_PYTHON"); env != nullptr && *env != '\0') return env;
-  if (access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";  // Debian's, with python3-torch
-  return "python3";
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 fs::path script() { return fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference" / "hf_encoder_reference.py"; }
 
-// Runs `arguments` through the reference script; returns (status, output).
-std::pair<int, std::string> run_reference(const std::string& arguments) {
-  const std::string command = shell_quote(python_interpreter()) + " " + shell_quote(script().string()) + " " +
-                              arguments + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string output;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
-  return {pclose(pipe), output};
-}
-
-// The reference runs once for the whole suite: every case in every dtype.
+// Every case in every dtype, run once for the whole suite.
 class Reference {
  public:
-  Reference() { std::tie(status_, output_) = run_reference("--all --out " + shell_quote(dir_.path().string())); }
-  std::string failure() const {
-    if (status_ == 0) return "";
-    return fmt::format("the reference script failed (status {}); it needs python3 with torch "
-                       "(PEFTLAB_PYTHON picks the interpreter):\n{}", status_, output_);
-  }
-  fs::path folder(const std::string& name, const std::string& dtype) const { return dir_.path() / name / dtype; }
+  std::string failure() const { return run_.failure(); }
+  fs::path folder(const std::string& name, const std::string& dtype) const { return run_.folder() / name / dtype; }
 
  private:
-  testing::TempDir dir_;
-  int status_ = -1;
-  std::string output_;
+  testing::ReferenceRun run_{script(), "--all"};
 };
 
 const Reference& reference() {
@@ -206,7 +169,7 @@ std::vector<ParityCase> cases() {
 INSTANTIATE_TEST_SUITE_P(Encoders, EncoderParity, ::testing::ValuesIn(cases()), case_label);
 
 TEST(EncoderParityReference, SelfTestPasses) {
-  auto [status, output] = run_reference("--self-test");
+  auto [status, output] = testing::run_python(script(), "--self-test");
   EXPECT_EQ(status, 0) << output;
   EXPECT_NE(output.find("0 failure(s)"), std::string::npos) << output;
 }

@@ -7,12 +7,7 @@
 // widening. The reference needs python3 with torch and numpy; without them every test here FAILS.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
-#include <array>
 #include <cctype>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <iostream>
 #include <limits>
@@ -24,6 +19,7 @@
 #include "core/backbone.h"
 #include "core/model_io.h"
 #include "core/safetensors.h"
+#include "tests/reference_run.h"
 #include "tests/test_support.h"
 
 namespace peftlab {
@@ -62,47 +58,16 @@ std::string hf_key(const Backbone& model, const std::string& parameter) { return
 
 const std::vector<std::string> kCases = {"llama-plain", "llama", "llama-linear", "mistral", "qwen2"};
 
-std::string python_interpreter() {
-  if (const char* env = std::getenv("PEFTLAB_PYTHON"); env != nullptr && *env != '\0') return env;
-  if (access("/usr/bin/python3", X_OK) == 0) return "/usr/bin/python3";  // Debian's, with python3-torch
-  return "python3";
-}
+fs::path script() { return fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference" / "hf_decoder_reference.py"; }
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs the reference once for the whole suite: every case in every dtype, under one temporary folder.
+// Every case in every dtype, run once for the whole suite.
 class Reference {
  public:
-  Reference() {
-    const fs::path script = fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference" / "hf_decoder_reference.py";
-    const std::string command = shell_quote(python_interpreter()) + " " + shell_quote(script.string()) +
-                                " --all --out " + shell_quote(dir_.path().string()) + " 2>&1";
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) {
-      output_ = "popen failed";
-      return;
-    }
-    std::array<char, 4096> buffer{};
-    size_t n;
-    while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output_.append(buffer.data(), n);
-    status_ = pclose(pipe);
-  }
-  // Empty when the script ran; otherwise what went wrong.
-  std::string failure() const {
-    if (status_ == 0) return "";
-    return fmt::format("the reference script failed (status {}); it needs python3 with torch and numpy "
-                       "(PEFTLAB_PYTHON picks the interpreter):\n{}", status_, output_);
-  }
-  fs::path folder(const std::string& name, const std::string& dtype) const { return dir_.path() / name / dtype; }
+  std::string failure() const { return run_.failure(); }
+  fs::path folder(const std::string& name, const std::string& dtype) const { return run_.folder() / name / dtype; }
 
  private:
-  testing::TempDir dir_;
-  int status_ = -1;
-  std::string output_;
+  testing::ReferenceRun run_{script(), "--all"};
 };
 
 const Reference& reference() {
@@ -292,16 +257,8 @@ INSTANTIATE_TEST_SUITE_P(Decoders, HalfPrecisionFiles, ::testing::ValuesIn(half_
 // The reference's own cross-checks (a second, loop-by-loop implementation; every exercised feature changes the
 // logits; the safetensors writer) pass on this machine.
 TEST(FamilyParityReference, SelfTestPasses) {
-  const fs::path script = fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference" / "hf_decoder_reference.py";
-  const std::string command =
-      shell_quote(python_interpreter()) + " " + shell_quote(script.string()) + " --self-test 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer{};
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
-  EXPECT_EQ(pclose(pipe), 0) << output;
+  auto [status, output] = testing::run_python(script(), "--self-test");
+  EXPECT_EQ(status, 0) << output;
   EXPECT_NE(output.find("0 failure(s)"), std::string::npos) << output;
 }
 

@@ -106,9 +106,10 @@ TEST(EncoderEndToEnd, RobertaOnSst2AndStsbTrainsTablesExportsAndEvaluates) {
 
   struct Case {
     std::string task, metric, yaml;
+    double tolerance;
   };
-  for (const Case& task : {Case{"sst2", "accuracy", "{name: sst2, max_seq_len: 48}"},
-                           Case{"stsb", "pearson", "{name: stsb, max_seq_len: 64}"}}) {
+  for (const Case& task : {Case{"sst2", "accuracy", "{name: sst2, max_seq_len: 48}", 1e-12},
+                           Case{"stsb", "pearson", "{name: stsb, max_seq_len: 64}", 1e-3}}) {
     for (const std::string label : {"lora-r4", "dora-r4", "bora-r4"}) {
       SCOPED_TRACE(task.task + " " + label);
       const fs::path run_dir = out / task.task / label / "seed1";
@@ -128,10 +129,12 @@ TEST(EncoderEndToEnd, RobertaOnSst2AndStsbTrainsTablesExportsAndEvaluates) {
       EXPECT_EQ(adapter_config.at("modules_to_save"), nlohmann::json({"classifier.dense", "classifier.out_proj"}));
 
       auto eval = run_cli({"--threads", "1", "-q", "eval", "--adapter", exported.string(), "--model", model.string(),
-                           "--task", task.yaml, "--split", "dev", "--max-examples", "24"});
+                           "--task", task.yaml, "--split", "dev", "--max-examples", "24", "--batch-size", "8"});
       ASSERT_EQ(eval.status, 0) << eval.output;
       const auto printed = nlohmann::json::parse(eval.output.substr(eval.output.find('{')));
-      EXPECT_NEAR(printed.at("dev").at(task.metric).get<double>(), metric, 1e-9) << eval.output;
+      // The exported adapter is evaluated merged into the weights: accuracy is the run's exactly; a correlation
+      // over a barely trained head's nearly equal scores moves with float32 rounding of W + BA.
+      EXPECT_NEAR(printed.at("dev").at(task.metric).get<double>(), metric, task.tolerance) << eval.output;
     }
   }
 }

@@ -71,11 +71,11 @@ TEST(CustomTask, ErrorsNameTheSpecOrTheFile) {
   write_file(dir / "train.jsonl", "{\"text\": \"good\", \"label\": \"pos\"}\n{\"txt\": \"bad\", \"label\": \"neg\"}\n");
   const std::string base = "name: custom\nformat: jsonl\ntrain: " + (dir / "train.jsonl").string() + "\n";
   try {
-    make_task_from_yaml(base + "text_fields: [text]\nlabel_field: label\nlabels: [neg, pos]\nmetrics: [acc]\n", "s.yaml");
+    make_task_from_yaml(base + "text_fields: [text]\nlabel_field: label\nlabels: [neg, pos]\nmetrics: [auroc]\n", "s.yaml");
     FAIL();
   } catch (const InputError& e) {
     EXPECT_EQ(e.line(), 7);
-    EXPECT_NE(e.problem().find("unknown metric 'acc'"), std::string::npos);
+    EXPECT_NE(e.problem().find("unknown metric 'auroc'"), std::string::npos);
   }
   EXPECT_THROW(make_task_from_yaml(base + "text_fields: [text]\nlabel_field: label\n"), InputError);  // no labels
   EXPECT_THROW(make_task_from_yaml(base + "text_fields: [text]\nlabel_field: label\nlabels: [a]\nregression: true\n"),
