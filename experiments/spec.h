@@ -117,7 +117,7 @@ struct EvalConfig {
   int64_t batch_size = 32;
   int64_t max_examples = 0;         // per split; 0: all (the first N examples in file order otherwise)
   std::vector<std::string> splits;  // empty: the task's default evaluation splits
-  bool write_predictions = true;    // a finished run writes its predictions on unlabelled splits (GLUE test)
+  bool write_predictions = false;   // a finished run writes its predictions on unlabelled splits (GLUE test)
   // A hold-out carved from the training split that alone selects (best checkpoint, early stopping); the
   // splits above are then evaluated once, at the end. 0: none; an integer >= 1: a count; (0, 1): a fraction.
   double validation = 0;

@@ -141,7 +141,7 @@ TEST(Evaluation, GlueRunWritesTestPredictionsInTheSubmissionLayout) {
   auto spec = run_spec(dir, "sst2",
                        "methods: [{name: lora, rank: 2, targets: [q_proj]}]\n"
                        "tasks: [{name: sst2, max_seq_len: 32, max_train_examples: 32}]\n"
-                       "seeds: [0]\ntrain: {batch_size: 8, max_steps: 2}\neval: {max_examples: 16}\n");
+                       "seeds: [0]\ntrain: {batch_size: 8, max_steps: 2}\neval: {max_examples: 16, write_predictions: true}\n");
   auto r = run_cli({"--threads", "1", "-q", "run", spec.string(), "--out", (dir / "runs").string(), "--no-table"});
   ASSERT_EQ(r.status, 0) << r.output;
   fs::path submission = only_run_file(dir / "runs").parent_path() / "predictions" / "SST-2.tsv";
@@ -179,7 +179,7 @@ TEST(Evaluation, UserDefinedTaskRunsEndToEndFromYamlAlone) {
                            ", dev: " + (dir / "dev.tsv").string() + ", test: " + (dir / "test.tsv").string() +
                            ", text_fields: [text], label_field: animal, labels: [cat, dog], id_field: id,"
                            " metrics: [accuracy, f1]}]\n"
-                           "seeds: [0]\ntrain: {lr: 0.01, batch_size: 8, max_steps: 30}\n");
+                           "seeds: [0]\ntrain: {lr: 0.01, batch_size: 8, max_steps: 30}\neval: {write_predictions: true}\n");
   auto r = run_cli({"--threads", "1", "-q", "run", spec.string(), "--out", (dir / "runs").string()});
   ASSERT_EQ(r.status, 0) << r.output;
   fs::path file = only_run_file(dir / "runs");
