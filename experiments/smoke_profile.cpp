@@ -13,7 +13,7 @@ namespace {
 const char* const kScheduleKeys[] = {"epochs", "max_steps", "warmup_steps", "warmup_ratio", "eval_every",
                                      "save_every", "batch_size", "grad_accum"};
 
-constexpr int64_t kSmokeTrainExamples = 64;
+constexpr int64_t kSmokeTrainExamples = 256;  // room for a held-out count such as 120
 
 // What the spec file itself (not its includes) adds: nulls for its entries' own schedule keys, then its
 // `smoke:` list.

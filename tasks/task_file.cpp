@@ -15,6 +15,7 @@
 #include "tasks/builtin.h"
 #include "tasks/classification.h"
 #include "tasks/lm.h"
+#include "tasks/process_docs.h"
 #include "tasks/template.h"
 
 namespace peftlab {
@@ -98,6 +99,7 @@ class FileTask : public SentenceTask, public TextAnswerTask {
     read_common_options(o, 128);
     override_common_options(entry);
     read_data(o, base_dir, entry);
+    read_process_docs(o);
     read_templates(o);
     o.finish();
     resolved_ = YAML::Clone(root);
@@ -140,7 +142,9 @@ class FileTask : public SentenceTask, public TextAnswerTask {
 
   std::vector<Metric> metrics(const std::string& split) const override {
     switch (type_) {
-      case OutputType::MultipleChoice: return {metric_by_name("acc"), {"acc_norm", nullptr, true}};
+      case OutputType::MultipleChoice:
+        if (multiple_inputs_) return {metric_by_name("acc")};
+        return {metric_by_name("acc"), {"acc_norm", nullptr, true}};
       // Predictions are 1 (the extracted answer equals the target), 0 (it does not) or -1 (no answer found).
       case OutputType::Generate: return {{"exact_match", accuracy, true}, metric_by_name("no_match_rate")};
       case OutputType::RollingLoglikelihood:
@@ -174,8 +178,9 @@ class FileTask : public SentenceTask, public TextAnswerTask {
     out.reserve(records.rows.size());
     const bool needs_target = split == "train" || is_eval_split(split);
     for (size_t r = 0; r < records.rows.size(); ++r) {
-      const nlohmann::json& row = records.rows[r];
+      nlohmann::json& row = records.rows[r];
       const long line = records.lines[r];
+      if (!process_docs_.empty()) process_docs::apply(process_docs_, row, records.file, line);
       Example e;
       e.line = line;
       e.id = std::to_string(r);
@@ -192,7 +197,9 @@ class FileTask : public SentenceTask, public TextAnswerTask {
           if (labelled && type_ == OutputType::Regression) e.target = number(target_.render(row, records.file, line), records.file, line);
           break;
         case OutputType::MultipleChoice:
-          e.instruction = inputs_.at(0).render(row, records.file, line);
+          // multiple_inputs: one context per choice, one continuation scored after each.
+          if (multiple_inputs_) e.answer = continuation_.render(row, records.file, line);
+          else e.instruction = inputs_.at(0).render(row, records.file, line);
           e.texts = choices(row, records.file, line);
           e.set = split;
           if (labelled) e.label = gold_index(row, e.texts, records.file, line);
@@ -243,7 +250,9 @@ class FileTask : public SentenceTask, public TextAnswerTask {
       if (split == "train") {
         // The context followed by the gold choice; the loss on the choice (and the context with train_on_inputs).
         const bool generate = type_ == OutputType::Generate;
-        auto sequence = choice_sequence(e.instruction, generate ? e.answer : e.texts.at(size_t(e.label)), tokenizer);
+        auto sequence = generate          ? choice_sequence(e.instruction, e.answer, tokenizer)
+                        : multiple_inputs_ ? choice_sequence(e.texts.at(size_t(e.label)), e.answer, tokenizer)
+                                           : choice_sequence(e.instruction, e.texts.at(size_t(e.label)), tokenizer);
         t.input_ids = sequence.input_ids;
         if (generate && tokenizer.eos_id() >= 0) t.input_ids.push_back(tokenizer.eos_id());  // learn to stop
         t.labels = t.input_ids;
@@ -255,7 +264,7 @@ class FileTask : public SentenceTask, public TextAnswerTask {
           t.labels.erase(t.labels.begin(), t.labels.begin() + skip);
         }
       } else {
-        std::vector<int> ids = tokenizer.encode(e.instruction, /*add_bos=*/true);
+        std::vector<int> ids = tokenizer.encode(multiple_inputs_ ? e.texts.at(0) : e.instruction, /*add_bos=*/true);
         t.input_ids.assign(ids.begin(), ids.end());
         t.class_label = e.label;
       }
@@ -286,7 +295,8 @@ class FileTask : public SentenceTask, public TextAnswerTask {
   int64_t max_new_tokens() const override { return max_new_tokens_; }
   std::string reply_of(const std::string& decoded) const override { return decoded; }
   bool decodes_reply_alone() const override { return true; }
-  bool reports_acc_norm() const override { return type_ == OutputType::MultipleChoice; }
+  // With multiple_inputs every choice scores the same continuation: acc_norm would equal acc.
+  bool reports_acc_norm() const override { return type_ == OutputType::MultipleChoice && !multiple_inputs_; }
   // The reply is cut at the first stop sequence (`until`); the answer is the first match of answer_regex (its
   // first group when it has one), else the whole reply; both sides are compared with whitespace trimmed.
   double prediction_from_reply(const Example& example, const std::string& reply) const override {
@@ -318,9 +328,10 @@ class FileTask : public SentenceTask, public TextAnswerTask {
   std::vector<CandidateSequence> candidates(const Example& example, const Tokenizer& tokenizer) const override {
     std::vector<CandidateSequence> out;
     for (size_t i = 0; i < example.texts.size(); ++i) {
-      CandidateSequence c = choice_sequence(example.instruction, example.texts[i], tokenizer);
+      CandidateSequence c = multiple_inputs_ ? choice_sequence(example.texts[i], example.answer, tokenizer)
+                                             : choice_sequence(example.instruction, example.texts[i], tokenizer);
       c.answer_index = int64_t(i);
-      c.continuation_chars = code_points(example.texts[i]);
+      c.continuation_chars = code_points(multiple_inputs_ ? example.answer : example.texts[i]);
       out.push_back(std::move(c));
     }
     return out;
@@ -347,6 +358,16 @@ class FileTask : public SentenceTask, public TextAnswerTask {
     if (c.continuation_start >= int64_t(c.input_ids.size()))  // an empty continuation: score the last token
       c.continuation_start = int64_t(c.input_ids.size()) - 1;
     return c;
+  }
+
+  void read_process_docs(Options& o) {
+    YAML::Node node = o.raw("process_docs");
+    if (!node || node.IsNull()) return;
+    process_docs_ = o.get<std::string>("process_docs", "");
+    const auto& known = process_docs::names();
+    if (std::find(known.begin(), known.end(), process_docs_) == known.end())
+      throw InputError(file_, fmt::format("process_docs: {}", unknown_name_message("record processor", process_docs_, known)),
+                       Options::line_of(node));
   }
 
   void read_output_type(Options& o) {
@@ -473,7 +494,15 @@ class FileTask : public SentenceTask, public TextAnswerTask {
       if (format_ != "text" && !text) required("doc_to_text");
       return;
     }
-    inputs_ = template_list(required("doc_to_text"), "doc_to_text");
+    multiple_inputs_ = type_ == OutputType::MultipleChoice && o.get<bool>("multiple_inputs", false);
+    if (multiple_inputs_) {
+      if (YAML::Node text = o.raw("doc_to_text"); text && !text.IsNull())
+        throw InputError(file_, "doc_to_text: with multiple_inputs the choices are the contexts and "
+                                "doc_to_continuation the text scored after each", Options::line_of(text));
+      continuation_ = template_at(required("doc_to_continuation"), "doc_to_continuation");
+    } else {
+      inputs_ = template_list(required("doc_to_text"), "doc_to_text");
+    }
     target_ = template_at(required("doc_to_target"), "doc_to_target");
     if (type_ == OutputType::Generate) {
       if (inputs_.size() != 1)
@@ -497,7 +526,7 @@ class FileTask : public SentenceTask, public TextAnswerTask {
       return;
     }
     if (type_ == OutputType::MultipleChoice) {
-      if (inputs_.size() != 1)
+      if (!multiple_inputs_ && inputs_.size() != 1)
         throw InputError(file_, "doc_to_text: a multiple_choice context is one template", Options::line_of(o.raw("doc_to_text")));
       YAML::Node choices = required("doc_to_choice");
       choices_ = template_list(choices, "doc_to_choice");
@@ -548,15 +577,18 @@ class FileTask : public SentenceTask, public TextAnswerTask {
   // Every template's fields must be columns of a tabular split (the target only where it is required).
   void check_columns(const std::string& split, const std::vector<std::string>& columns, const std::string& data_file) const {
     const bool needs_target = split == "train" || is_eval_split(split);
+    const auto added = process_docs::added_fields(process_docs_);
     auto check = [&](const TextTemplate& t) {
       for (const auto& field : t.fields())
-        if (std::find(columns.begin(), columns.end(), field) == columns.end())
+        if (std::find(columns.begin(), columns.end(), field) == columns.end() &&
+            std::find(added.begin(), added.end(), field) == added.end())
           throw InputError(t.file(), fmt::format("{}: unknown field '{}': {} has columns {}{}", t.key(), field, data_file,
                                                  fmt::join(columns, ", "), did_you_mean(field, columns)),
                            t.line());
     };
     for (const auto& t : inputs_) check(t);
     for (const auto& t : choices_) check(t);
+    if (!continuation_.empty()) check(continuation_);
     if (!choice_labels_template_.empty()) check(choice_labels_template_);
     if (needs_target && !target_.empty()) check(target_);
   }
@@ -661,8 +693,9 @@ class FileTask : public SentenceTask, public TextAnswerTask {
   std::string id_field_;
   std::map<std::string, std::string> prediction_files_;
   std::vector<TextTemplate> inputs_, choices_;
-  TextTemplate target_, choice_labels_template_;
-  bool choice_list_ = false, has_choice_labels_ = false, train_on_inputs_ = false;
+  TextTemplate target_, choice_labels_template_, continuation_;
+  bool choice_list_ = false, has_choice_labels_ = false, train_on_inputs_ = false, multiple_inputs_ = false;
+  std::string process_docs_;
   std::vector<std::string> choice_labels_;
   std::string target_delimiter_ = " ";
   std::vector<std::string> until_;

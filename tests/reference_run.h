@@ -1,8 +1,9 @@
 // Runs a Python reference script (tests/reference/) for the parity suites. ctest runs every test in its own
 // process, so a suite of many parametrized cases would otherwise run the same script once per case: the
 // script's output folder is kept under the system temp folder, named by a hash of the script folder's
-// Python files, the interpreter and the arguments, and reused by every later process while that hash holds.
-// A folder is published whole (written elsewhere, then renamed) so a parallel test never reads half of one.
+// Python files, the interpreter, the script's name and the arguments, and reused by every later process
+// while that hash holds. A folder is published whole (written elsewhere, then renamed) so a parallel test
+// never reads half of one.
 #pragma once
 
 #include <unistd.h>
@@ -52,7 +53,7 @@ class ReferenceRun {
  public:
   ReferenceRun(const std::filesystem::path& script, const std::string& arguments) {
     namespace fs = std::filesystem;
-    std::string key = python_interpreter() + "\n" + arguments + "\n";
+    std::string key = python_interpreter() + "\n" + script.filename().string() + " " + arguments + "\n";
     for (const auto& entry : fs::directory_iterator(script.parent_path()))
       if (entry.path().extension() == ".py") key += entry.path().filename().string() + "\n" + read_file(entry.path());
     folder_ = fs::temp_directory_path() / ("peftlab-reference-" + sha256_bytes(key).substr(0, 20));

@@ -280,6 +280,9 @@ namespace {
 // harness's templates make of it, written out by hand from those templates (arc_easy / arc_challenge:
 // "Question: {{question}}\nAnswer:"; openbookqa: the question stem; piqa: "Question: {{goal}}\nAnswer:";
 // social_iqa: "Q: {{context}} {{question}}\nA:"; boolq: "{{passage}}\nQuestion: {{question}}?\nAnswer:").
+// hellaswag and winogrande: the strings the harness's Python (utils.process_docs; preprocess_winogrande's
+// partial_context and partial_target) makes of the record, computed with Python's own str.capitalize, re.sub
+// and str.replace. winogrande has one context per choice (`choices`) and one `continuation`.
 struct HarnessCase {
   const char* task;
   const char* folder;
@@ -287,6 +290,7 @@ struct HarnessCase {
   std::string context;
   std::vector<std::string> choices;
   int64_t gold;
+  std::string continuation = "";  // multiple_inputs only
 };
 
 std::vector<HarnessCase> harness_cases() {
@@ -306,6 +310,14 @@ std::vector<HarnessCase> harness_cases() {
       {"lmeval_boolq", "boolq",
        R"({"question": "is the sky blue", "passage": "The sky is blue on a clear day.", "idx": 0, "label": 1})",
        "The sky is blue on a clear day.\nQuestion: is the sky blue?\nAnswer:", {"no", "yes"}, 1},
+      {"lmeval_hellaswag", "hellaswag",
+       R"({"ind": 24, "activity_label": "Personal Care and Style", "ctx_a": "[header] How to dye your hair [title] Buy the dye. [step] Pick a colour.", "ctx_b": "wASH your hair", "endings": ["first. [substeps] Use  shampoo.", " then dry it [title] Done.", "with milk.", "and [step] rinse."], "source_id": "wikihow~1", "split": "val", "split_type": "indomain", "label": "1"})",
+       "Personal Care and Style: How to dye your hair. Buy the dye. Pick a colour. Wash your hair",
+       {"first. Use shampoo.", "then dry it. Done.", "with milk.", "and rinse."}, 1},
+      {"lmeval_winogrande", "winogrande",
+       R"({"sentence": "Sarah was a much better surgeon than Maria so _ always got the harder cases.", "option1": "Sarah", "option2": "Maria", "answer": "2"})",
+       "", {"Sarah was a much better surgeon than Maria so Sarah", "Sarah was a much better surgeon than Maria so Maria"},
+       1, "always got the harder cases."},
   };
 }
 
@@ -329,15 +341,21 @@ TEST(HarnessTasks, PromptsAndContinuationsAreTheHarnesssStrings) {
     const std::string split = task->eval_splits().at(0);
     auto examples = task->load(split);
     ASSERT_EQ(examples.size(), 8u) << c.task;
+    const bool multiple_inputs = !c.continuation.empty();
     EXPECT_EQ(examples[0].instruction, c.context) << c.task;
     EXPECT_EQ(examples[0].texts, c.choices) << c.task;
     EXPECT_EQ(examples[0].label, c.gold) << c.task;
-    // Each candidate: BOS, the context's tokens, then the tokens of context + " " + choice after them.
+    if (multiple_inputs) {
+      EXPECT_EQ(examples[0].answer, c.continuation) << c.task;
+    }
+    // Each candidate: BOS, the context's tokens, then the tokens of context + " " + continuation after them
+    // (the continuation is the choice; with multiple_inputs the choice is the context).
     auto candidates = dynamic_cast<const TextAnswerTask&>(*task).candidates(examples[0], tokenizer);
     ASSERT_EQ(candidates.size(), c.choices.size()) << c.task;
-    const std::vector<int> context = tokenizer.encode(c.context);
     for (size_t i = 0; i < c.choices.size(); ++i) {
-      const std::vector<int> whole = tokenizer.encode(c.context + " " + c.choices[i]);
+      const std::string context_text = multiple_inputs ? c.choices[i] : c.context;
+      const std::vector<int> context = tokenizer.encode(context_text);
+      const std::vector<int> whole = tokenizer.encode(context_text + " " + (multiple_inputs ? c.continuation : c.choices[i]));
       std::vector<int32_t> expected = {int32_t(tokenizer.bos_id())};
       expected.insert(expected.end(), context.begin(), context.end());
       expected.insert(expected.end(), whole.begin() + long(context.size()), whole.end());
@@ -363,7 +381,9 @@ TEST(HarnessTasks, EachTrainsAndEvaluatesOnStories260K) {
     EXPECT_EQ(r.status(), "completed") << c.task;
     const std::string split = r.attribute_string("headline_split");
     auto metrics = r.final_metrics(split);
-    ASSERT_TRUE(metrics.count("acc") && metrics.count("acc_norm")) << c.task;
+    ASSERT_TRUE(metrics.count("acc")) << c.task;
+    // acc_norm where choices differ; with multiple_inputs (winogrande) every choice scores the same text.
+    EXPECT_EQ(metrics.count("acc_norm"), c.continuation.empty() ? 1u : 0u) << c.task;
     // Eight copies of one record: every pick is the same, so accuracy is 0 or 1.
     EXPECT_TRUE(metrics.at("acc") == 0.0 || metrics.at("acc") == 1.0) << c.task << " " << metrics.at("acc");
   }

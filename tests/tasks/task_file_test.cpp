@@ -319,5 +319,40 @@ TEST(ShippedTasks, GlueTasksAreTaskFilesAndListTheirSource) {
   for (const auto& name : task_names()) EXPECT_FALSE(task_source(name).empty()) << name;
 }
 
+
+// Record processors and multiple_inputs: their mistakes name the task file's line or the data file's.
+TEST(TaskFile, RecordProcessorAndMultipleInputsErrorsNameTheirLine) {
+  TempDir dir;
+  write_file(dir / "w.jsonl", "{\"sentence\": \"A _ b.\", \"option1\": \"x\", \"option2\": \"y\", \"answer\": \"1\"}\n"
+                              "{\"sentence\": \"No blank.\", \"option1\": \"x\", \"option2\": \"y\", \"answer\": \"2\"}\n");
+  const std::string head = "task: w\noutput_type: multiple_choice\nformat: jsonl\nsplits: {dev: w.jsonl}\n";
+  const std::string body = "multiple_inputs: true\ndoc_to_choice: \"{{contexts}}\"\n"
+                           "doc_to_continuation: \"{{continuation}}\"\ndoc_to_target: \"{{gold}}\"\n";
+  write_file(dir / "unknown.yaml", head + "process_docs: winogrand\n" + body);
+  try {
+    task_from(dir / "unknown.yaml");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.line(), 5);
+    EXPECT_NE(e.problem().find("winogrande"), std::string::npos) << e.what();  // the suggestion
+  }
+  write_file(dir / "both.yaml", head + "process_docs: winogrande\n" + body + "doc_to_text: \"{{sentence}}\"\n");
+  try {
+    task_from(dir / "both.yaml");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.line(), 10);
+    EXPECT_NE(e.problem().find("multiple_inputs"), std::string::npos) << e.what();
+  }
+  write_file(dir / "w.yaml", head + "process_docs: winogrande\n" + body);
+  try {
+    task_from(dir / "w.yaml")->load("dev");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), (dir / "w.jsonl").string());
+    EXPECT_EQ(e.line(), 2);
+    EXPECT_NE(e.problem().find("no blank"), std::string::npos) << e.what();
+  }
+}
 }  // namespace
 }  // namespace peftlab
