@@ -177,7 +177,7 @@ TEST(Runner, SecondProcessOnTheSameRunIsRefusedAndADeadProcessesLockDoesNotBlock
   EXPECT_EQ(RunFileReader((run_dir_of(out) / "run.h5").string()).status(), "completed");
 }
 
-// Issue 4's bar: a brief LoRA fine-tuning of stories260K beats the majority class on the whole SST-2 dev set.
+// The bar for a working pipeline: a brief LoRA fine-tuning of stories260K beats the majority class on the whole SST-2 dev set.
 TEST(Runner, SlowBriefLoraOnSst2BeatsTheMajorityClassOnDev) {
   testing::TempDir dir;
   const std::string data = fs::absolute(data_root()).string();

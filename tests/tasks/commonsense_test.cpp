@@ -13,7 +13,7 @@ namespace {
 using testing::TempDir;
 using testing::write_file;
 
-// Record counts of LLM-Adapters' test sets (issue 4's "Done when" list; `len(json.load(...))`).
+// Record counts of LLM-Adapters' test sets (`len(json.load(...))` of each file).
 TEST(CommonsenseTask, AllEightTestSetsLoadWithExactCounts) {
   auto task = make_task_from_yaml("{name: commonsense}");
   const std::map<std::string, size_t> expected = {

@@ -26,7 +26,7 @@ std::vector<int64_t> label_counts(const std::vector<Example>& examples, size_t c
   return counts;
 }
 
-// Row counts of the real files: issue 4's "Done when" list; test splits from `wc -l` minus the header.
+// Row counts of the real files: test splits from `wc -l` minus the header.
 TEST(GlueTasks, RealFilesLoadWithExactRowCounts) {
   EXPECT_EQ(rows("sst2", "train"), 67349u);
   EXPECT_EQ(rows("sst2", "dev"), 872u);
