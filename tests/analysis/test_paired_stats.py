@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""analysis/paired_stats.py against independent routes: the metrics against SciPy/closed forms, the paired
-bootstrap interval against the normal approximation it converges to, and the pairing itself (shared examples
-make a difference of correlated methods tight where an unpaired comparison would not be)."""
+"""analysis/peftlab_results/paired_stats.py against independent routes: the metrics against SciPy/closed
+forms, the paired bootstrap interval against the normal approximation it converges to, and the pairing itself
+(shared examples make a difference of correlated methods tight where an unpaired comparison would not be)."""
 import math
 import os
 import sys
@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "analysis"))
-import paired_stats as ps  # noqa: E402
+from peftlab_results import paired_stats as ps  # noqa: E402
 
 
 class Metrics(unittest.TestCase):
