@@ -23,6 +23,7 @@ def _accuracy(p, r):
     return float(np.mean(p == r))
 
 
+# F1 and the Matthews correlation of binary predictions (class 1 positive) are written out: SciPy has neither.
 def _f1(p, r):
     tp = np.sum((p == 1) & (r == 1))
     fp = np.sum((p == 1) & (r != 1))
@@ -39,15 +40,21 @@ def _matthews(p, r):
     return float((tp * tn - fp * fn) / den) if den > 0 else 0.0
 
 
+# A resample whose predictions or references are all equal has no defined correlation: it counts as 0 so that
+# every resample stays finite (SciPy would give NaN and a warning). SciPy is imported only here: tables without
+# a paired comparison of a correlation metric do not need it.
 def _pearson(p, r):
     if np.std(p) == 0 or np.std(r) == 0:
         return 0.0
-    return float(np.corrcoef(p, r)[0, 1])
+    from scipy.stats import pearsonr
+    return float(pearsonr(p, r)[0])
 
 
 def _spearman(p, r):
-    from scipy.stats import rankdata
-    return _pearson(rankdata(p), rankdata(r))
+    if np.std(p) == 0 or np.std(r) == 0:
+        return 0.0
+    from scipy.stats import spearmanr
+    return float(spearmanr(p, r)[0])
 
 
 def _mse(p, r):
