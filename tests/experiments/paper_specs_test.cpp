@@ -245,5 +245,26 @@ INSTANTIATE_TEST_SUITE_P(LoraGlue, RobertaGlueSpecs,
                            return info.param.large ? std::string("large") : std::string("base");
                          });
 
+// The AdaLoRA-style DeBERTa-v3-base spec: LoRA r 8 on all six weight matrices is AdaLoRA's 1.33M row
+// (12 layers x (4 x 8 x (768 + 768) + 2 x 8 x (768 + 3072)) = 1,327,104), from the published config.json
+// of microsoft/deberta-v3-base (its values written here; the data root has no copy).
+TEST(DebertaGlueSpec, PlanFromConfigJsonAlone) {
+  testing::TempDir dir;
+  const fs::path model = dir / "model";
+  fs::create_directories(model);
+  testing::write_file(model / "config.json", R"({"model_type": "deberta-v2", "attention_probs_dropout_prob": 0.1,
+    "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
+    "intermediate_size": 3072, "max_position_embeddings": 512, "relative_attention": true, "position_buckets": 256,
+    "norm_rel_ebd": "layer_norm", "share_att_key": true, "pos_att_type": "p2c|c2p", "layer_norm_eps": 1e-7,
+    "max_relative_positions": -1, "position_biased_input": false, "num_attention_heads": 12,
+    "num_hidden_layers": 12, "type_vocab_size": 0, "vocab_size": 128100})");
+  const fs::path spec_path = fs::path(PEFTLAB_SOURCE_DIR) / "experiments" / "paper" / "lora_deberta_v3_base_glue.yaml";
+  auto result = testing::run_cli({"plan", spec_path.string(), "--set", "model.path=" + model.string()});
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_NE(result.output.find("15 run(s)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("adapted modules: 72"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("trainable parameters: 1,327,104 of"), std::string::npos) << result.output;
+}
+
 }  // namespace
 }  // namespace peftlab
