@@ -270,9 +270,14 @@ YAML::Node train_for(const Spec& spec, const Variant& task, const Variant& metho
   const auto own = [](const Variant& v) { return v.train && v.train.IsMap() && v.train.size() > 0; };
   if (!own(task) && !own(method)) return spec.train;
   YAML::Node merged(YAML::NodeType::Map);
-  const auto set_by_entry = [&](const std::string& key) {
-    return (own(task) && task.train[key]) || (own(method) && method.train[key]);
+  // An entry's key set to null (e.g. by --set tasks.0.train.max_steps=null) is not set: the train section's
+  // value stays.
+  const auto sets = [&](const Variant& v, const std::string& key) {
+    if (!own(v)) return false;
+    const YAML::Node value = v.train[key];
+    return value.IsDefined() && !value.IsNull();
   };
+  const auto set_by_entry = [&](const std::string& key) { return sets(task, key) || sets(method, key); };
   if (spec.train && spec.train.IsMap())
     for (const auto& e : spec.train)
       if (!set_by_entry(e.first.Scalar())) merged.force_insert(e.first, e.second);
@@ -281,11 +286,12 @@ YAML::Node train_for(const Spec& spec, const Variant& task, const Variant& metho
     const char* kind = entry == &task ? "task" : "method";
     for (const auto& e : entry->train) {
       const std::string key = e.first.Scalar();
+      if (e.second.IsNull()) continue;
       for (const auto& [axis, value] : assignment)
         if (axis->key == "train." + key)
           spec.sources->fail(e.first, fmt::format("train.{} is set by this {} entry and swept by sweep: {}; keep one",
                                                   key, kind, axis->key));
-      if (entry == &method && own(task) && task.train[key])
+      if (entry == &method && sets(task, key))
         spec.sources->fail(e.first, fmt::format("train.{} is set by this method entry and by the task entry at line "
                                                 "{}; keep one", key, spec.sources->locate(task.train[key]).line));
       merged.force_insert(e.first, e.second);

@@ -127,5 +127,25 @@ train: {max_steps: 10}
   EXPECT_NE(message(unknown).find("lrr"), std::string::npos) << message(unknown);
 }
 
+// An entry's key set to null is not set (the smoke profile nulls entries' schedule keys so that its own win):
+// the train section's value stays, and the entry's other keys still apply.
+TEST(MethodTrain, AnEntrysNullKeyLeavesTheTrainSectionsValue) {
+  const std::string text = R"(name: t
+model: {path: /models/m.bin, tokenizer: /models/tok.model}
+methods:
+  - {name: lora, rank: 8, alpha: 16}
+tasks:
+  - {name: sst2, train: {batch_size: 8, max_steps: 120, lr: 1.0e-3}}
+train: {lr: 2.0e-3, batch_size: 4, max_steps: 10}
+)";
+  auto runs = expand_spec(load_spec_text(text, "s.yaml", {"train.max_steps=2", "train.batch_size=2",
+                                                         "tasks.0.train.max_steps=null",
+                                                         "tasks.0.train.batch_size=null"}));
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].train.max_steps, 2);
+  EXPECT_EQ(runs[0].train.batch_size, 2);
+  EXPECT_DOUBLE_EQ(runs[0].train.lr, 1.0e-3);
+}
+
 }  // namespace
 }  // namespace peftlab
