@@ -3,6 +3,8 @@ written beside each figure (exactly the plotted data)."""
 import json
 import sys
 
+from .tuning import choose_tuned
+
 
 def pyplot():
     import matplotlib
@@ -13,11 +15,16 @@ def pyplot():
 
 
 def plot_runs(runs, include_incomplete):
+    """The runs a figure shows: completed ones (all with include_incomplete) and, of a tuned sweep, only each
+    method's chosen value (as `table` reports it; the choice is written to stderr)."""
     kept, skipped = [], []
     for run in runs:
         (kept if include_incomplete or run.status == "completed" else skipped).append(run)
     for run in skipped:
         sys.stderr.write(f"warning: {run.path}: left out of the figures: status {run.status}\n")
+    kept, chosen, _ = choose_tuned(kept)
+    for (task, label), text in sorted(chosen.items()):
+        sys.stderr.write(f"figures: {task} / {label} at {text} (chosen on its tuning split)\n")
     return kept
 
 

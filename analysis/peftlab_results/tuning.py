@@ -8,6 +8,16 @@ import numpy as np
 from .errors import InputError
 
 
+def _value_order(axes_json):
+    """Sort key of a tuned value: its axes with numbers compared as numbers (1.8e-2 after 2.0e-3)."""
+    def key(value):
+        try:
+            return (0, float(value), "")
+        except (TypeError, ValueError):
+            return (1, 0.0, str(value))
+    return tuple((name, key(value)) for name, value in sorted(json.loads(axes_json).items()))
+
+
 def _tuned_text(axes):
     return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in sorted(axes.items()))
 
@@ -15,7 +25,7 @@ def _tuned_text(axes):
 def choose_tuned(runs):
     """For runs of tuned sweeps: per (task, method label), the value of the tuned axes whose completed runs
     score best on the tuning's split and metric (mean over seeds; the metric's recorded direction, loss lower;
-    ties to the smaller mean's first value in sorted order). Returns (the runs to report: untuned runs and
+    ties to the first value in numeric order). Returns (the runs to report: untuned runs and
     the chosen value's runs, {(task, label): chosen text}, [(task, label, text, mean, n) of every candidate])."""
     groups = defaultdict(lambda: defaultdict(list))  # (task, label) -> axes text -> runs
     kept = []
@@ -27,7 +37,7 @@ def choose_tuned(runs):
     chosen, candidates = {}, []
     for key, by_value in sorted(groups.items()):
         scored = []
-        for axes_json, members in sorted(by_value.items()):
+        for axes_json, members in sorted(by_value.items(), key=lambda item: _value_order(item[0])):
             tuning = members[0].tuning
             split, metric = tuning["split"], tuning["metric"]
             values = [r.final.get(split, {}).get(metric) for r in members if r.status == "completed"]

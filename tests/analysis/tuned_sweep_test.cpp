@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/recorder.h"
 #include "tests/test_support.h"
 
@@ -86,6 +88,16 @@ sweep:
   ASSERT_EQ(md.status, 0) << md.output;
   EXPECT_NE(md.output.find("Tuned: each method at its own best value"), std::string::npos) << md.output;
   EXPECT_NE(md.output.find("sst2 / lora: " + expected_rate["lora"] + ": validation loss"), std::string::npos) << md.output;
+
+  // The figures show the same choice: each method's curves average its chosen rate's two seeds only.
+  auto plot = testing::run_cli({"plot", (dir / "runs").string(), "--kind", "curves", "--out", (dir / "fig").string()});
+  ASSERT_EQ(plot.status, 0) << plot.output;
+  const auto record = nlohmann::json::parse(testing::read_file(dir / "fig" / "curves_sst2.json"));
+  ASSERT_EQ(record.at("methods").size(), 2u) << record.dump();
+  for (const auto& method : record.at("methods")) EXPECT_EQ(method.at("runs"), 2) << method.dump();
+  for (const std::string label : {"full", "lora"})
+    EXPECT_NE(plot.output.find("figures: sst2 / " + label + " at " + expected_rate[label]), std::string::npos)
+        << plot.output;
 }
 
 TEST(TunedSweep, SpecErrorsNameTheLine) {
