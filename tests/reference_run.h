@@ -77,6 +77,8 @@ class ReferenceRun {
                        "(PEFTLAB_PYTHON picks the interpreter):\n{}", status_, output_);
   }
   const std::filesystem::path& folder() const { return folder_; }
+  // A case's subfolder, as the parity scripts lay them out with --all.
+  std::filesystem::path folder(const std::string& name, const std::string& dtype) const { return folder_ / name / dtype; }
 
  private:
   std::filesystem::path folder_;

@@ -31,19 +31,10 @@ namespace fs = std::filesystem;
 
 fs::path script() { return fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference" / "hf_encoder_reference.py"; }
 
-// Every case in every dtype, run once for the whole suite.
-class Reference {
- public:
-  std::string failure() const { return run_.failure(); }
-  fs::path folder(const std::string& name, const std::string& dtype) const { return run_.folder() / name / dtype; }
-
- private:
-  testing::ReferenceRun run_{script(), "--all"};
-};
-
-const Reference& reference() {
-  static Reference instance;
-  return instance;
+// Every case in every dtype (<folder>/<case>/<dtype>/), run once for the whole suite.
+const testing::ReferenceRun& reference() {
+  static const testing::ReferenceRun run(script(), "--all");
+  return run;
 }
 
 struct ParityCase {
