@@ -227,6 +227,7 @@ class Trainer {
       recorder_->set_attribute("experiment", run_.experiment);
       recorder_->set_attribute("world_size", static_cast<int64_t>(dp_.world_size()));
       if (!run_.tuning.empty()) recorder_->set_attribute("tuning", run_.tuning);
+      recorder_->set_attribute("selection", selection_protocol());
       if (has_validation()) {
         recorder_->set_attribute("validation_size", static_cast<int64_t>(validation_examples_.size()));
         recorder_->set_attribute("validation_seed", run_.eval.validation_seed);
@@ -234,6 +235,18 @@ class Trainer {
         recorder_->set_attribute("selection_split", std::string(kValidationSplit));
       }
     }
+  }
+
+  // Which weights the final numbers come from, in words, for the table's footnote.
+  std::string selection_protocol() const {
+    if (has_validation())
+      return fmt::format("{} by validation loss ({} examples held out of the training split)",
+                         run_.train.select_best ? "best checkpoint" : "final weights; early stopping",
+                         validation_examples_.size());
+    if (run_.train.select_best)
+      return fmt::format("best checkpoint on {} {}, the split reported (selected and reported on one split)",
+                         task_->headline_split(), task_->headline_metric());
+    return "final weights";
   }
 
   // Each metric the task reports, and whether higher or lower is better: {"accuracy": "higher", ...}. The

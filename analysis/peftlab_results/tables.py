@@ -50,6 +50,11 @@ class Table:
             if total:
                 shares[run.label].append(100.0 * run.attr("trainable_params", 0) / total)
         self.rows = label_order(runs)
+        # Which weights the numbers come from (the run attribute `selection`): task/label pairs per protocol.
+        self.selection = defaultdict(set)
+        for run in runs:
+            if run.status == "completed" and run.attr("selection", None):
+                self.selection[run.attr("selection", None)].add(f"{run.task}/{run.label}")
         self.cells = {(l, t): Cell(values[(l, t)]) for l in self.rows for t in self.tasks}
         self.avg = {}
         for label in self.rows:
@@ -195,7 +200,17 @@ class Table:
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {avg_text} | {share} |")
         lines += self._excluded_lines("")
         lines += self.tuning_lines()
+        lines += self.selection_lines("")
         return "\n".join(lines) + "\n"
+
+    def selection_lines(self, prefix):
+        """The protocol behind the numbers: one line per way of choosing the weights, naming its runs."""
+        if not self.selection:
+            return []
+        lines = ["", prefix + "Selection (which weights each number comes from):"]
+        for text, runs in sorted(self.selection.items()):
+            lines.append(f"{prefix}- {text}: {', '.join(sorted(runs))}")
+        return lines
 
     def tuning_lines(self):
         """Which value of the tuned axes each row reports, and what the others scored."""
@@ -229,6 +244,7 @@ class Table:
             lines.append(latex_escape(label) + " & " + " & ".join(cells) + f" & {avg_text} & {share} " + r"\\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         lines += self._excluded_lines("% ")
+        lines += self.selection_lines("% ")
         return "\n".join(lines) + "\n"
 
     def csv(self):

@@ -88,6 +88,11 @@ sweep:
   ASSERT_EQ(md.status, 0) << md.output;
   EXPECT_NE(md.output.find("Tuned: each method at its own best value"), std::string::npos) << md.output;
   EXPECT_NE(md.output.find("sst2 / lora: " + expected_rate["lora"] + ": validation loss"), std::string::npos) << md.output;
+  // The footnote names the protocol: the spec's 32-example hold-out chose the weights of every reported run.
+  EXPECT_NE(md.output.find("Selection (which weights each number comes from):"), std::string::npos) << md.output;
+  EXPECT_NE(md.output.find("by validation loss (32 examples held out of the training split): sst2/full, sst2/lora\n"),
+            std::string::npos)
+      << md.output;
 
   // The figures show the same choice: each method's curves average its chosen rate's two seeds only.
   auto plot = testing::run_cli({"plot", (dir / "runs").string(), "--kind", "curves", "--out", (dir / "fig").string()});
