@@ -15,6 +15,12 @@ inline bool has_field(const nlohmann::json& config, const char* key) {
   return config.contains(key) && !config.at(key).is_null();
 }
 
+// A config's size already read: positive and no larger than `max`, else an InputError naming the field.
+inline void check_size(int64_t value, const char* name, int64_t max, const std::string& source) {
+  if (value <= 0) input_error(source, "field '{}' must be positive, got {}", name, value);
+  if (value > max) input_error(source, "field '{}' is {}, beyond the sanity bound {}", name, value, max);
+}
+
 // A positive integer no larger than `max`.
 inline int64_t size_field(const nlohmann::json& config, const char* key, int64_t fallback, int64_t max,
                           const std::string& source) {
@@ -24,8 +30,7 @@ inline int64_t size_field(const nlohmann::json& config, const char* key, int64_t
   if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(max))
     input_error(source, "field '{}' is {}, beyond the sanity bound {}", key, v.dump(), max);
   const int64_t value = v.get<int64_t>();
-  if (value <= 0) input_error(source, "field '{}' must be positive, got {}", key, value);
-  if (value > max) input_error(source, "field '{}' is {}, beyond the sanity bound {}", key, value, max);
+  check_size(value, key, max, source);
   return value;
 }
 

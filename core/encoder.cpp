@@ -24,17 +24,13 @@ bool is_tanh_gelu(const std::string& act) { return act == "gelu_new" || act == "
 // ---- EncoderConfig ----
 
 void EncoderConfig::validate(const std::string& source) const {
-  auto bounded = [&](int64_t value, const char* name, int64_t max) {
-    if (value <= 0) input_error(source, "field '{}' must be positive, got {}", name, value);
-    if (value > max) input_error(source, "field '{}' is {}, beyond the sanity bound {}", name, value, max);
-  };
-  bounded(hidden_size, "hidden_size", kMaxDimension);
-  bounded(intermediate_size, "intermediate_size", kMaxDimension);
-  bounded(num_hidden_layers, "num_hidden_layers", kMaxLayers);
-  bounded(num_attention_heads, "num_attention_heads", kMaxDimension);
-  bounded(vocab_size, "vocab_size", kMaxDimension);
-  bounded(type_vocab_size, "type_vocab_size", kMaxDimension);
-  bounded(position_table_size, "max_position_embeddings", kMaxDimension);
+  check_size(hidden_size, "hidden_size", kMaxDimension, source);
+  check_size(intermediate_size, "intermediate_size", kMaxDimension, source);
+  check_size(num_hidden_layers, "num_hidden_layers", kMaxLayers, source);
+  check_size(num_attention_heads, "num_attention_heads", kMaxDimension, source);
+  check_size(vocab_size, "vocab_size", kMaxDimension, source);
+  check_size(type_vocab_size, "type_vocab_size", kMaxDimension, source);
+  check_size(position_table_size, "max_position_embeddings", kMaxDimension, source);
   if (hidden_size % num_attention_heads != 0)
     input_error(source, "hidden_size {} is not divisible by num_attention_heads {}", hidden_size, num_attention_heads);
   if (pad_token_id < 0 || pad_token_id >= vocab_size)
