@@ -97,7 +97,10 @@ struct BackboneInputs {
   torch::Tensor input_ids;       // (B, T) int64
   torch::Tensor attention_mask;  // (B, S) 1 on real tokens, 0 on padding; S = past + T; undefined: all real
   torch::Tensor token_type_ids;  // (B, T) for families with segment embeddings (encoders); undefined: zeros
-  int64_t start_pos = 0;         // absolute position of input_ids[:, 0] (past length with a KV cache)
+  int64_t start_pos = 0;         // index of input_ids[:, 0] in the sequence (past length with a KV cache)
+  // (B, T) int64 position of each token for position embeddings, when rows differ (a left-padded batch: each
+  // row counts from its first real token, as Hugging Face's position_ids); undefined: start_pos + t.
+  torch::Tensor position_ids;
   KVCache* cache = nullptr;      // extended in place; decoders only
 };
 
@@ -124,6 +127,9 @@ class BackboneImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, int64_t start_pos = 0, KVCache* cache = nullptr) {
     return logits(hidden_states(input_ids, start_pos, cache));
   }
+  // The output projection's weight (vocab, hidden) when logits() is exactly hidden @ weight^T, so that the
+  // causal-LM loss can be computed in tiles without the logits (core/lm_loss.h); undefined otherwise.
+  virtual torch::Tensor lm_head_weight() { return {}; }
 
   // Every adaptable slot, in a stable order (config().slot_shapes() order).
   virtual std::vector<AdaptableLinear> slots() const = 0;

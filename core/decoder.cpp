@@ -1,6 +1,9 @@
 #include "core/decoder.h"
 
+#include <torch/version.h>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <limits>
@@ -8,6 +11,9 @@
 #include "core/activation_checkpoint.h"
 #include "core/config_fields.h"
 #include "core/errors.h"
+
+// at::scaled_dot_product_attention exists from PyTorch 2.0 on.
+#define PEFTLAB_HAS_SDPA (TORCH_VERSION_MAJOR >= 2)
 
 namespace peftlab {
 
@@ -265,7 +271,7 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 
 namespace {
 
-// x: (B, H, T, D); cos/sin: (T, D/2).
+// x: (B, H, T, D); cos/sin: (T, D/2) or (B, 1, T, D/2).
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, bool interleaved) {
   const int64_t half = x.size(-1) / 2;
   if (interleaved) {
@@ -289,7 +295,7 @@ AttentionImpl::AttentionImpl(const DecoderConfig& c, const std::string& prefix)
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& allowed, KVCache* cache, size_t layer) {
+                                     const torch::Tensor& mask_bias, KVCache* cache, size_t layer) {
   const int64_t B = x.size(0), T = x.size(1), D = head_dim_;
   auto q = q_proj(x).view({B, T, heads_, D}).transpose(1, 2);
   auto k = k_proj(x).view({B, T, kv_heads_, D}).transpose(1, 2);
@@ -310,12 +316,21 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     k = k.repeat_interleave(group, 1);
     v = v.repeat_interleave(group, 1);
   }
+  torch::Tensor out;
+#if PEFTLAB_HAS_SDPA
+  // On a GPU, PyTorch's fused attention (flash / memory-efficient kernels); the CPU keeps the explicit
+  // products below, whose numbers the parity tests pin.
+  if (q.is_cuda()) {
+    out = at::scaled_dot_product_attention(q, k, v, mask_bias.defined() ? c10::optional<at::Tensor>(mask_bias) : c10::nullopt);
+    return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * D}));
+  }
+#endif
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));
-  if (allowed.defined()) scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+  if (mask_bias.defined()) scores = scores + mask_bias;
   // Softmax in at least float32 (as the reference implementation for half precision); float64 stays float64.
   auto probs = torch::softmax(scores.to(torch::promote_types(scores.scalar_type(), torch::kFloat32)), -1)
                    .to(q.scalar_type());
-  auto out = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, heads_ * D});
+  out = torch::matmul(probs, v).transpose(1, 2).reshape({B, T, heads_ * D});
   return o_proj(out);
 }
 
@@ -336,8 +351,8 @@ DecoderLayerImpl::DecoderLayerImpl(const DecoderConfig& c, int64_t index) {
 }
 
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                        const torch::Tensor& allowed, KVCache* cache, size_t layer) {
-  auto h = x + self_attn(input_layernorm(x), cos, sin, allowed, cache, layer);
+                                        const torch::Tensor& mask_bias, KVCache* cache, size_t layer) {
+  auto h = x + self_attn(input_layernorm(x), cos, sin, mask_bias, cache, layer);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -383,11 +398,21 @@ torch::Tensor DecoderImpl::attention_allowed(const BackboneInputs& in, int64_t p
   return with_padding.unsqueeze(1);
 }
 
+torch::Tensor DecoderImpl::attention_bias(const torch::Tensor& allowed, torch::ScalarType dtype) {
+  if (!allowed.defined()) return {};
+  return torch::zeros(allowed.sizes(), allowed.options().dtype(dtype))
+      .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+}
+
 torch::Tensor DecoderImpl::hidden_states(const BackboneInputs& in) {
   const auto& tokens = in.input_ids;
-  const int64_t T = tokens.size(1), start_pos = in.start_pos;
-  if (start_pos + T > config_->max_position_embeddings)
-    throw std::invalid_argument(fmt::format("sequence of {} positions exceeds the model's context of {}", start_pos + T,
+  const int64_t B = tokens.size(0), T = tokens.size(1), start_pos = in.start_pos;
+  const bool per_row = in.position_ids.defined();
+  if (per_row && (in.position_ids.dim() != 2 || in.position_ids.size(0) != B || in.position_ids.size(1) != T))
+    throw std::invalid_argument(fmt::format("position_ids must be ({}, {}), got ({})", B, T, fmt::join(in.position_ids.sizes(), ", ")));
+  const int64_t last_position = per_row ? in.position_ids.max().item<int64_t>() : start_pos + T - 1;
+  if (last_position + 1 > config_->max_position_embeddings)
+    throw std::invalid_argument(fmt::format("sequence of {} positions exceeds the model's context of {}", last_position + 1,
                                             config_->max_position_embeddings));
   if (in.token_type_ids.defined() && (in.token_type_ids != 0).any().item<bool>())
     throw std::invalid_argument(config_->family + " has no token type embeddings; token_type_ids must be zero");
@@ -396,25 +421,26 @@ torch::Tensor DecoderImpl::hidden_states(const BackboneInputs& in) {
   auto x = embed_tokens(tokens);
   // Rotary angles for these positions in float64, rounded once to float32 as the reference code's tables are
   // (a float64 model keeps them in float64).
-  auto positions = torch::arange(start_pos, start_pos + T, torch::kFloat64);
-  auto angles = torch::outer(positions, inv_freq_);
+  // (T, D/2), or (B, 1, T, D/2) with per-row positions; either broadcasts over (B, heads, T, D/2).
+  auto angles = per_row ? (in.position_ids.to(torch::kCPU, torch::kFloat64).unsqueeze(-1) * inv_freq_).unsqueeze(1)
+                        : torch::outer(torch::arange(start_pos, start_pos + T, torch::kFloat64), inv_freq_);
   const auto table_type = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   auto cos = angles.cos().to(table_type).to(x.device(), x.scalar_type());
   auto sin = angles.sin().to(table_type).to(x.device(), x.scalar_type());
-  auto allowed = attention_allowed(in, past);
+  auto mask_bias = attention_bias(attention_allowed(in, past), x.scalar_type());
   const bool checkpoint = activation_checkpointing() && cache == nullptr && torch::GradMode::is_enabled();
   for (size_t i = 0; i < layer_list_.size(); ++i) {
     DecoderLayer layer = layer_list_[i];
     if (!checkpoint) {
-      x = layer->forward(x, cos, sin, allowed, cache, i);
+      x = layer->forward(x, cos, sin, mask_bias, cache, i);
       continue;
     }
     std::vector<torch::Tensor> trainable;
     for (const auto& p : layer->parameters())
       if (p.requires_grad()) trainable.push_back(p);
     // Captured by value: the block runs again during backward, after this function has returned.
-    x = checkpointed([layer, cos, sin, allowed, i](const torch::Tensor& input) mutable {
-      return layer->forward(input, cos, sin, allowed, nullptr, i);
+    x = checkpointed([layer, cos, sin, mask_bias, i](const torch::Tensor& input) mutable {
+      return layer->forward(input, cos, sin, mask_bias, nullptr, i);
     }, x, trainable);
   }
   return norm(x);

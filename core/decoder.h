@@ -91,10 +91,11 @@ TORCH_MODULE(RMSNorm);
 class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const DecoderConfig& config, const std::string& prefix);
-  // x: (B, T, hidden); `allowed` (broadcastable to (B, 1, T, S)) is true where a query may see a key, undefined
-  // when every key is visible; `cache` (may be null) is extended in place.
+  // x: (B, T, hidden); `mask_bias` (broadcastable to (B, 1, T, S), x's dtype) is 0 where a query may see a key
+  // and -inf where not (attention_bias()), undefined when every key is visible; `cache` (may be null) is
+  // extended in place.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& allowed, KVCache* cache, size_t layer);
+                        const torch::Tensor& mask_bias, KVCache* cache, size_t layer);
   AdaptableLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -115,7 +116,7 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const DecoderConfig& config, int64_t index);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& allowed, KVCache* cache, size_t layer);
+                        const torch::Tensor& mask_bias, KVCache* cache, size_t layer);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
@@ -131,6 +132,7 @@ class DecoderImpl : public BackboneImpl {
   using BackboneImpl::hidden_states;
   torch::Tensor hidden_states(const BackboneInputs& inputs) override;
   torch::Tensor logits(const torch::Tensor& hidden) override;
+  torch::Tensor lm_head_weight() override { return output_weight(); }
   std::vector<AdaptableLinear> slots() const override;
   SequenceHead make_sequence_head(int64_t num_outputs) const override;
   std::string sequence_head_name() const override { return "score"; }
@@ -140,6 +142,10 @@ class DecoderImpl : public BackboneImpl {
   // Which keys each query sees, (B or 1, 1, T, S), or undefined when all of them: causal, the sliding window,
   // padding keys hidden (a query always sees itself, so no row is empty).
   torch::Tensor attention_allowed(const BackboneInputs& inputs, int64_t past) const;
+  // The same as the additive mask attention uses: 0 where allowed, -inf where not, in `dtype`. Adding it leaves
+  // visible scores exactly as they are, and its backward passes the gradient through untouched (a masked
+  // fill's backward is one more pass over every score).
+  static torch::Tensor attention_bias(const torch::Tensor& allowed, torch::ScalarType dtype);
 
   // Parameter names are Hugging Face's without the "model." prefix: embed_tokens.weight,
   // layers.N.self_attn.q_proj.weight, ..., norm.weight, lm_head.weight (untied only).

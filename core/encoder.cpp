@@ -311,8 +311,9 @@ torch::Tensor EncoderImpl::position_ids(const torch::Tensor& input_ids) const {
 
 torch::Tensor EncoderImpl::hidden_states(const BackboneInputs& in) {
   const auto& c = *config_;
-  if (in.cache != nullptr || in.start_pos != 0)
-    throw std::invalid_argument(c.family + " is an encoder: it reads whole sequences (no KV cache, start_pos 0)");
+  if (in.cache != nullptr || in.start_pos != 0 || in.position_ids.defined())
+    throw std::invalid_argument(c.family + " is an encoder: it reads whole sequences (no KV cache, start_pos 0, "
+                                "no position_ids)");
   const auto& ids = in.input_ids;
   const int64_t B = ids.size(0), T = ids.size(1);
   if (T > c.max_position_embeddings)

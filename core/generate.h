@@ -25,10 +25,22 @@ int64_t sample_next_token(const torch::Tensor& logits, const GenerationOptions& 
 std::vector<int> generate(BackboneImpl& model, const std::vector<int>& prompt, const GenerationOptions& options,
                           const std::function<void(int)>& on_token = {});
 
+// Greedy continuation of many prompts at once: one batch, the shorter prompts padded on the left, one KV cache,
+// each row ending on its own (a stop id, max_new_tokens, the context) and leaving the batch when it does.
+// The replies of generate() with greedy options, one prompt at a time. An empty prompt is std::invalid_argument.
+std::vector<std::vector<int>> generate_batch(BackboneImpl& model, const std::vector<std::vector<int>>& prompts,
+                                             int64_t max_new_tokens, const std::vector<int>& stop_ids);
+
 // Beam search (Hugging Face generate()'s num_beams with its defaults: length_penalty 1, early_stopping false):
 // keeps `num_beams` hypotheses, a hypothesis ends at a stop id, and the reply with the best
 // sum-of-log-probabilities / new-token-count wins. Returns the new tokens (without the stop id).
 std::vector<int> beam_search(BackboneImpl& model, const std::vector<int>& prompt, int64_t num_beams,
                              int64_t max_new_tokens, const std::vector<int>& stop_ids, double length_penalty = 1.0);
+
+// Beam search over many prompts at once (every prompt's beams in one left-padded batch), each prompt's result
+// as beam_search() gives it alone.
+std::vector<std::vector<int>> beam_search_batch(BackboneImpl& model, const std::vector<std::vector<int>>& prompts,
+                                                int64_t num_beams, int64_t max_new_tokens,
+                                                const std::vector<int>& stop_ids, double length_penalty = 1.0);
 
 }  // namespace peftlab

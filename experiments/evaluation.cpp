@@ -36,34 +36,42 @@ std::vector<double> batched_predictions(TaskModelImpl& model, const std::vector<
   return out;
 }
 
-// generate: the extracted answer of each example's reply (-1: none).
+// generate: the extracted answer of each example's reply (-1: none). Prompts go `batch_size` at a time, sorted by
+// length so that a batch pads little; each reply is the one-prompt generation's (core/generate.h).
 std::vector<double> generated_answers(TaskModelImpl& model, const TextAnswerTask& answers, const EvalSplit& data,
-                                      const Tokenizer& tokenizer) {
+                                      const Tokenizer& tokenizer, int64_t batch_size) {
   const std::vector<int> stop_ids = {tokenizer.eos_id()};
   // A prompt longer than the context keeps its end (the question and answer format), leaving room to reply.
   const int64_t room = std::max<int64_t>(1, model.backbone->config().max_position_embeddings - answers.max_new_tokens());
-  std::vector<double> out;
-  out.reserve(data.tokenized.size());
+  std::vector<std::vector<int>> prompts;
   for (const auto& example : data.tokenized) {
     const size_t skip = example.input_ids.size() > size_t(room) ? example.input_ids.size() - size_t(room) : 0;
-    std::vector<int> prompt(example.input_ids.begin() + long(skip), example.input_ids.end());
-    std::vector<int> reply;
-    if (answers.num_beams() > 1) {
-      reply = beam_search(*model.backbone, prompt, answers.num_beams(), answers.max_new_tokens(), stop_ids);
-    } else {
-      GenerationOptions greedy;
-      greedy.max_new_tokens = answers.max_new_tokens();
-      greedy.stop_ids = stop_ids;
-      reply = generate(*model.backbone, prompt, greedy);
-    }
-    const Example& raw = data.examples.at(size_t(example.example_index));
+    prompts.emplace_back(example.input_ids.begin() + long(skip), example.input_ids.end());
+  }
+  std::vector<size_t> order(prompts.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prompts[a].size() < prompts[b].size(); });
+  std::vector<std::vector<int>> replies(prompts.size());
+  const size_t per_batch = size_t(std::max<int64_t>(1, batch_size));
+  for (size_t first = 0; first < order.size(); first += per_batch) {
+    std::vector<std::vector<int>> chunk;
+    for (size_t i = first; i < std::min(order.size(), first + per_batch); ++i) chunk.push_back(prompts[order[i]]);
+    auto chunk_replies = answers.num_beams() > 1
+                             ? beam_search_batch(*model.backbone, chunk, answers.num_beams(), answers.max_new_tokens(), stop_ids)
+                             : generate_batch(*model.backbone, chunk, answers.max_new_tokens(), stop_ids);
+    for (size_t i = 0; i < chunk_replies.size(); ++i) replies[order[first + i]] = std::move(chunk_replies[i]);
+  }
+  std::vector<double> out;
+  out.reserve(data.tokenized.size());
+  for (size_t i = 0; i < data.tokenized.size(); ++i) {
+    const Example& raw = data.examples.at(size_t(data.tokenized[i].example_index));
     if (answers.decodes_reply_alone()) {
-      out.push_back(answers.prediction_from_reply(raw, tokenizer.decode(reply)));
+      out.push_back(answers.prediction_from_reply(raw, tokenizer.decode(replies[i])));
       continue;
     }
     // As LLM-Adapters: decode prompt and reply together, keep the text after the last response marker.
-    std::vector<int> all = prompt;
-    all.insert(all.end(), reply.begin(), reply.end());
+    std::vector<int> all = prompts[i];
+    all.insert(all.end(), replies[i].begin(), replies[i].end());
     out.push_back(answers.prediction_from_reply(raw, answers.reply_of(tokenizer.decode(all))));
   }
   return out;
@@ -120,7 +128,7 @@ SplitEvaluation evaluate_text_answers(TaskModelImpl& model, const Task& task, co
     picks = loglik_answers(model, answers, data, tokenizer, batch_size);
     result.predictions = picks.by_sum;
   } else {
-    result.predictions = generated_answers(model, answers, data, tokenizer);
+    result.predictions = generated_answers(model, answers, data, tokenizer, batch_size);
   }
   if (!is_labelled(data)) return result;
   result.metrics = task.score(data.split, data.tokenized, result.predictions);

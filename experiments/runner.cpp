@@ -484,6 +484,13 @@ void install_stop_handlers() {
 }
 
 RunStatus execute_run(const RunSpec& run, const RunnerOptions& options) {
+  // train.threads > 0 is this run's LibTorch thread count; 0 keeps the process's (--threads or its share).
+  const int process_threads = torch::get_num_threads();
+  if (run.train.threads > 0) torch::set_num_threads(int(run.train.threads));
+  struct Restore {
+    int threads;
+    ~Restore() { torch::set_num_threads(threads); }
+  } restore{process_threads};
   Trainer trainer(run, options);
   return trainer.run();
 }

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "core/errors.h"
+#include "core/lm_loss.h"
 #include "tasks/classification.h"
 
 namespace peftlab {
@@ -58,13 +59,8 @@ torch::Tensor TaskModelImpl::head_output(const Batch& batch) {
 }
 
 torch::Tensor TaskModelImpl::token_nll(const Batch& batch) {
-  auto logits = backbone->forward(batch.input_ids);
-  const int64_t T = logits.size(1);
-  auto predicted = logits.narrow(1, 0, T - 1).to(torch::kFloat32);
-  auto targets = batch.labels.narrow(1, 1, T - 1);
-  auto nll = F::cross_entropy(predicted.reshape({-1, predicted.size(-1)}), targets.reshape({-1}),
-                              F::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex).reduction(torch::kNone));
-  return nll.view({targets.size(0), T - 1});
+  return causal_lm_token_nll(*backbone, backbone->hidden_states(batch.input_ids), batch.labels, kIgnoreIndex,
+                             tiled_lm_loss_);
 }
 
 torch::Tensor TaskModelImpl::loss(const Batch& batch) {

@@ -35,6 +35,9 @@ class TaskModelImpl : public torch::nn::Module {
   static int64_t token_count(const Batch& batch);
 
   TaskKind kind() const { return kind_; }
+  // The causal-LM loss in tiles without the logits tensor (core/lm_loss.h); on by default. Off: the unfused
+  // logits + cross-entropy, for comparison (`peftlab bench`, lora+logits).
+  void set_tiled_lm_loss(bool on) { tiled_lm_loss_ = on; }
   bool has_score_head() const { return head != nullptr; }
   // The head's parameters under their Hugging Face names ("score.weight"), and loading them back: every one
   // must be present with its shape, otherwise InputError(source).
@@ -49,6 +52,7 @@ class TaskModelImpl : public torch::nn::Module {
   torch::Tensor head_output(const Batch& batch);
   torch::Tensor token_nll(const Batch& batch);  // (B, T-1) NLL, 0 where ignored
   TaskKind kind_;
+  bool tiled_lm_loss_ = true;
 };
 TORCH_MODULE(TaskModel);
 

@@ -17,6 +17,7 @@
 #include "core/runtime.h"
 #include "core/subprocess.h"
 #include "experiments/run_checks.h"
+#include "experiments/run_model.h"
 #include "experiments/runner.h"
 #include "experiments/smoke_profile.h"
 #include "experiments/sweep.h"
@@ -31,7 +32,7 @@ struct RunArgs {
   std::string spec;
   std::vector<std::string> overrides;
   std::string out;
-  int jobs = 1, nproc = 1;
+  int jobs = 0, nproc = 1;  // jobs 0: the runner decides (auto_jobs)
   bool resume = false, force = false, no_table = false, smoke = false;
   std::string shard;
   std::vector<std::string> only;  // run ids (used by --jobs for its child processes)
@@ -65,7 +66,8 @@ bool already_completed(const RunSpec& run) {
 
 // The command line of a child process that runs the given run ids with `threads` threads.
 std::vector<std::string> child_command(const RunArgs& args, const std::vector<std::string>& ids, int threads) {
-  std::vector<std::string> argv = {"/proc/self/exe", "--threads", std::to_string(threads), "run", args.spec, "--no-table"};
+  std::vector<std::string> argv = {"/proc/self/exe", "--threads", std::to_string(threads), "run", args.spec, "--no-table",
+                                   "--jobs", "1"};
   for (const auto& o : args.overrides) argv.insert(argv.end(), {"--set", o});
   if (!args.out.empty()) argv.insert(argv.end(), {"--out", args.out});
   if (args.resume) argv.push_back("--resume");
@@ -78,6 +80,25 @@ int wait_all(const std::vector<pid_t>& children) {
   int worst = 0;
   for (pid_t child : children) worst = std::max(worst, wait_child(child));
   return worst;
+}
+
+// Models this small spend a step in per-operation overhead and memory-bound attention rather than in matrix
+// products, so a second thread buys them little (2 threads: 58 s for a quickstart run, 1 thread: 54 s);
+// several such runs go faster side by side, one thread each.
+constexpr int64_t kSmallModelParameters = 10'000'000;
+
+// --jobs left out: runs of small models on the CPU go in parallel, one per core; everything else one after
+// another with all the threads.
+int auto_jobs(const std::vector<RunSpec>& pending) {
+  if (pending.size() < 2 || global_options().threads > 0 || hardware_threads() < 2) return 1;
+  for (const auto& run : pending) {
+    if (run.model.device != "cpu" && run.model.device != "auto") return 1;
+    if (model_spec_config(run.model)->parameter_count() >= kSmallModelParameters) return 1;
+  }
+  const int jobs = std::min<int>(hardware_threads(), int(pending.size()));
+  spdlog::info("{} runs of models under {}M parameters: {} at a time, one thread each (--jobs 1: one after another)",
+               pending.size(), kSmallModelParameters / 1'000'000, jobs);
+  return jobs;
 }
 
 // A TCP port free on this machine now (the kernel's choice for port 0), for the rendezvous of --nproc.
@@ -150,7 +171,8 @@ std::function<int()> setup_run(CLI::App& cmd) {
   cmd.add_option("spec", args->spec, "Experiment spec (YAML)")->required();
   cmd.add_option("--set", args->overrides, "Override a spec key: a.b=value (repeatable)");
   cmd.add_option("--out", args->out, "Output folder (default: the spec's output.dir)");
-  cmd.add_option("--jobs,-j", args->jobs, "Runs in parallel on this machine (threads divided among them)")
+  cmd.add_option("--jobs,-j", args->jobs, "Runs in parallel on this machine (threads divided among them; default: one per core "
+                 "for models under 10M parameters on the CPU without --threads, else 1)")
       ->check(CLI::PositiveNumber);
   cmd.add_option("--nproc", args->nproc,
                  "Train each run data-parallel in N processes on this machine (c10d Gloo; threads divided). "
@@ -179,6 +201,7 @@ std::function<int()> setup_run(CLI::App& cmd) {
     }
     install_stop_handlers();
     DataParallel parallel = DataParallel::from_environment();
+    if (args->jobs == 0) args->jobs = parallel.enabled() || args->nproc > 1 ? 1 : auto_jobs(pending);
     if ((parallel.enabled() || args->nproc > 1) && args->jobs > 1)
       throw InputError("--jobs", "runs in parallel (--jobs) and data-parallel runs (--nproc, WORLD_SIZE) do not mix");
     if (parallel.enabled() && args->nproc > 1)
