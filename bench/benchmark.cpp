@@ -11,6 +11,7 @@
 
 #include "core/data_root.h"
 #include "core/errors.h"
+#include "core/generate.h"
 #include "core/llama2c.h"
 #include "core/model_io.h"
 #include "core/runtime.h"
@@ -78,6 +79,32 @@ double time_evaluation(TaskModelImpl& model, const Batch& batch, int64_t repeats
   return median(times);
 }
 
+// Greedy generation with the trained, merged model: `batch` prompts of random tokens, seq_len/2 to seq_len long
+// (so the batch is left-padded), generate_tokens new tokens each (no stop token), batched and one at a time.
+void time_generation(BackboneImpl& model, const BenchCase& c, BenchMeasurement& m) {
+  model.eval();
+  auto generator = at::detail::createCPUGenerator(c.seed + 2);
+  const int64_t vocab = model.config().vocab_size, shortest = std::max<int64_t>(1, c.seq_len / 2);
+  std::vector<std::vector<int>> prompts;
+  for (int64_t i = 0; i < c.batch; ++i) {
+    const int64_t length = shortest + (c.batch > 1 ? (c.seq_len - shortest) * i / (c.batch - 1) : 0);
+    auto ids = torch::randint(vocab, {length}, generator, torch::kLong);
+    prompts.emplace_back(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + length);
+  }
+  const int64_t room = model.config().max_position_embeddings - c.seq_len;
+  const int64_t new_tokens = std::min(c.generate_tokens, std::max<int64_t>(1, room));
+  auto start = Clock::now();
+  const auto batched = generate_batch(model, prompts, new_tokens, {});
+  m.generate_batched_seconds = seconds_since(start);
+  GenerationOptions greedy;
+  greedy.max_new_tokens = new_tokens;
+  std::vector<std::vector<int>> single;
+  start = Clock::now();
+  for (const auto& prompt : prompts) single.push_back(generate(model, prompt, greedy));
+  m.generate_single_seconds = seconds_since(start);
+  m.generate_identical = batched == single;
+}
+
 }  // namespace
 
 const std::vector<std::string>& bench_shape_names() {
@@ -98,6 +125,7 @@ std::string BenchCase::label() const {
   std::string out = method;
   if (precision != "fp32") out += "+" + precision;
   if (activation_checkpointing) out += "+ckpt";
+  if (!tiled_loss) out += "+logits";
   return out;
 }
 
@@ -112,14 +140,16 @@ BenchCase bench_case_from_label(const std::string& label, const BenchCase& defau
   while (std::getline(parts, part, '+')) {
     if (part == "bf16") c.precision = "bf16";
     else if (part == "ckpt") c.activation_checkpointing = true;
-    else throw InputError("--methods", fmt::format("'{}': unknown option '{}' (bf16 or ckpt)", label, part));
+    else if (part == "logits") c.tiled_loss = false;
+    else throw InputError("--methods", fmt::format("'{}': unknown option '{}' (bf16, ckpt or logits)", label, part));
   }
   return c;
 }
 
 nlohmann::json BenchCase::to_json() const {
   return {{"shape", shape}, {"method", method}, {"precision", precision},
-          {"activation_checkpointing", activation_checkpointing}, {"batch", batch}, {"seq_len", seq_len},
+          {"activation_checkpointing", activation_checkpointing}, {"tiled_loss", tiled_loss},
+          {"generate_tokens", generate_tokens}, {"batch", batch}, {"seq_len", seq_len},
           {"rank", rank}, {"warmup", warmup}, {"steps", steps}, {"eval_repeats", eval_repeats},
           {"threads", threads}, {"device", device}, {"seed", seed}};
 }
@@ -128,6 +158,7 @@ BenchCase BenchCase::from_json(const nlohmann::json& j) {
   BenchCase c;
   c.shape = j.at("shape"), c.method = j.at("method"), c.precision = j.at("precision");
   c.activation_checkpointing = j.at("activation_checkpointing");
+  c.tiled_loss = j.at("tiled_loss"), c.generate_tokens = j.at("generate_tokens");
   c.batch = j.at("batch"), c.seq_len = j.at("seq_len"), c.rank = j.at("rank");
   c.warmup = j.at("warmup"), c.steps = j.at("steps"), c.eval_repeats = j.at("eval_repeats");
   c.threads = j.at("threads"), c.device = j.at("device"), c.seed = j.at("seed");
@@ -181,7 +212,9 @@ nlohmann::json BenchMeasurement::to_json() const {
   return {{"case", bench_case.to_json()}, {"step_seconds", step_seconds}, {"step_seconds_min", step_seconds_min},
           {"step_seconds_max", step_seconds_max}, {"flops_per_step", flops_per_step}, {"final_loss", final_loss},
           {"eval_plain_seconds", eval_plain_seconds}, {"eval_merged_seconds", eval_merged_seconds},
-          {"rss_after_setup_bytes", rss_after_setup_bytes}, {"peak_rss_bytes", peak_rss_bytes}};
+          {"rss_after_setup_bytes", rss_after_setup_bytes}, {"peak_rss_bytes", peak_rss_bytes},
+          {"generate_batched_seconds", generate_batched_seconds}, {"generate_single_seconds", generate_single_seconds},
+          {"generate_identical", generate_identical}};
 }
 
 BenchMeasurement BenchMeasurement::from_json(const nlohmann::json& j) {
@@ -192,6 +225,8 @@ BenchMeasurement BenchMeasurement::from_json(const nlohmann::json& j) {
   m.final_loss = j.at("final_loss"), m.eval_plain_seconds = j.at("eval_plain_seconds");
   m.eval_merged_seconds = j.at("eval_merged_seconds"), m.rss_after_setup_bytes = j.at("rss_after_setup_bytes");
   m.peak_rss_bytes = j.at("peak_rss_bytes");
+  m.generate_batched_seconds = j.at("generate_batched_seconds");
+  m.generate_single_seconds = j.at("generate_single_seconds"), m.generate_identical = j.at("generate_identical");
   return m;
 }
 
@@ -208,6 +243,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
                                               config.max_position_embeddings));
   backbone->to(device);
   TaskModel model(backbone, TaskKind::CausalLM, 0);
+  model->set_tiled_lm_loss(c.tiled_loss);
   const Batch batch = random_token_batch(config.vocab_size, c.batch, c.seq_len, c.seed + 1, device);
 
   // The plain backbone's evaluation time, before any adapter exists.
@@ -244,6 +280,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   // This process's own high-water mark since exec. Not the launcher's wait4 ru_maxrss: Linux carries the
   // parent's peak across exec into it, and the launcher has run the matmul-peak probe (0.8 GiB).
   m.peak_rss_bytes = status_bytes("VmHWM:");
+  if (c.generate_tokens > 0) time_generation(*backbone, c, m);
   return m;
 }
 

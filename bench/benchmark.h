@@ -29,19 +29,23 @@ struct BenchCase {
   std::string method = "lora";
   std::string precision = "fp32";      // fp32 | bf16
   bool activation_checkpointing = false;
+  bool tiled_loss = true;  // false ("+logits"): the unfused logits + cross-entropy (core/lm_loss.h)
   int64_t batch = 8, seq_len = 256, rank = 8;
+  // > 0: also time greedy generation of this many new tokens for `batch` prompts (lengths seq_len/2 to
+  // seq_len), one left-padded batch against one prompt at a time.
+  int64_t generate_tokens = 0;
   int64_t warmup = 2, steps = 10, eval_repeats = 5;
   int threads = 0;  // 0: all cores
   std::string device = "cpu";
   uint64_t seed = 0;
 
-  // "lora", "lora+bf16", "lora+ckpt": the method and the options that differ from the default.
+  // "lora", "lora+bf16", "lora+ckpt", "lora+logits": the method and the options that differ from the default.
   std::string label() const;
   nlohmann::json to_json() const;
   static BenchCase from_json(const nlohmann::json& j);
 };
 
-// Parses a --methods entry: "dora", "lora+bf16", "lora+ckpt", "lora+bf16+ckpt". InputError otherwise.
+// Parses a --methods entry: "dora", "lora+bf16", "lora+ckpt", "lora+logits", "lora+bf16+ckpt". InputError otherwise.
 BenchCase bench_case_from_label(const std::string& label, const BenchCase& defaults);
 
 // Floating-point operations of one training step, counted from the shapes (multiply-add = 2): the forward
@@ -69,6 +73,9 @@ struct BenchMeasurement {
   double eval_merged_seconds = 0;                // the same with the method's adapters merged into the weights
   int64_t rss_after_setup_bytes = 0;             // model, adapters and optimizer built, before the first step
   int64_t peak_rss_bytes = 0;                    // the case process's high-water mark (VmHWM), whole process
+  double generate_batched_seconds = 0;           // generate_tokens new tokens for every prompt, one batch
+  double generate_single_seconds = 0;            // the same, one prompt at a time
+  bool generate_identical = false;               // both gave the same tokens
 
   double tokens_per_second() const;
   double gflops_per_second() const;

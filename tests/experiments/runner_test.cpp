@@ -14,6 +14,7 @@
 #include "core/data_root.h"
 #include "core/errors.h"
 #include "core/recorder.h"
+#include "core/runtime.h"
 #include "experiments/checkpoint.h"
 #include "tests/test_support.h"
 
@@ -318,6 +319,44 @@ TEST(Runner, LanguageModelTaskTrainsAndEvaluatesOnARealCorpus) {
   const size_t at = again.output.find("\"perplexity\": ");
   ASSERT_NE(at, std::string::npos) << again.output;
   EXPECT_NEAR(std::stod(again.output.substr(at + 14)), dev.at("perplexity"), 1e-6 * dev.at("perplexity"));
+}
+
+TEST(Runner, SpecThreadsSetEachRunsThreadsAndSmallModelsRunSideBySideByDefault) {
+  testing::TempDir dir;
+  const std::string data = fs::absolute(data_root()).string();
+  const fs::path spec = dir / "two.yaml";
+  testing::write_file(spec, "name: two\n"
+                            "model: {path: " + data + "/models/stories260K/stories260K.bin, tokenizer: " + data +
+                            "/models/stories260K/tok512.model}\n"
+                            "methods: [{name: lora, rank: 2, targets: [q_proj]}]\n"
+                            "tasks: [{name: sst2, max_seq_len: 32, max_train_examples: 64}]\n"
+                            "seeds: [0, 1]\n"
+                            "train: {lr: 0.003, batch_size: 8, max_steps: 2, eval_every: 0, threads: 1}\n"
+                            "eval: {max_examples: 16}\n");
+  auto threads_of = [&](const fs::path& out, int seed) {
+    return RunFileReader((out / "sst2" / "lora-r2" / ("seed" + std::to_string(seed)) / "run.h5").string())
+        .attribute_int("threads");
+  };
+  // --threads 2 for the process, train.threads 1 for each run: the run's own count wins.
+  auto given = testing::run_cli({"--threads", "2", "run", spec.string(), "--out", (dir / "a").string(), "--no-table"});
+  ASSERT_EQ(given.status, 0) << given.output;
+  EXPECT_EQ(threads_of(dir / "a", 0), 1);
+  EXPECT_EQ(threads_of(dir / "a", 1), 1);
+  EXPECT_EQ(given.output.find("at a time"), std::string::npos) << given.output;  // --threads given: one after another
+
+  // Neither --jobs nor --threads, a 260K-parameter model: one run per core at once.
+  auto automatic = testing::run_cli({"run", spec.string(), "--out", (dir / "b").string(), "--no-table"});
+  ASSERT_EQ(automatic.status, 0) << automatic.output;
+  if (hardware_threads() >= 2)
+    EXPECT_NE(automatic.output.find("2 runs of models under 10M parameters: 2 at a time, one thread each"),
+              std::string::npos) << automatic.output;
+  for (int seed : {0, 1}) {
+    RunFileReader run((dir / "b" / "sst2" / "lora-r2" / ("seed" + std::to_string(seed)) / "run.h5").string());
+    EXPECT_EQ(run.status(), "completed");
+    EXPECT_EQ(RunFileReader((dir / "a" / "sst2" / "lora-r2" / ("seed" + std::to_string(seed)) / "run.h5").string())
+                  .read_doubles("/train/loss"),
+              run.read_doubles("/train/loss"));  // the same numbers either way, at one thread each
+  }
 }
 
 TEST(Runner, UnknownMethodInSpecIsExitTwoWithLine) {
