@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,10 @@ struct BenchMeasurement {
   double eval_merged_seconds = 0;                // the same with the method's adapters merged into the weights
   int64_t rss_after_setup_bytes = 0;             // model, adapters and optimizer built, before the first step
   int64_t peak_rss_bytes = 0;                    // the case process's high-water mark (VmHWM), whole process
+  // On a CUDA device: the most bytes the CUDA caching allocator had handed out at once (model, adapters,
+  // optimizer state, activations), over setup and the training steps; what torch.cuda.max_memory_allocated
+  // reports in Python. Absent on the CPU (and from the JSON of CPU cases).
+  std::optional<int64_t> peak_gpu_bytes;
 
   double tokens_per_second() const;
   double gflops_per_second() const;
@@ -87,5 +92,8 @@ Batch random_token_batch(int64_t vocab, int64_t rows, int64_t length, uint64_t s
 // The best float32 matmul rate (GFLOP/s) of this machine with `threads` threads: square products (1024, 2048)
 // and the 110M step's largest products (tokens x dim x hidden, tokens x dim x vocab), best of two repeats each.
 double matmul_peak_gflops(int threads);
+// The best bfloat16 matmul rate (GFLOP/s) of the CUDA device `device`: square products of 4096 and 8192, best
+// of five repeats each after a warm-up, timed between device synchronisations.
+double cuda_matmul_peak_gflops(torch::Device device);
 
 }  // namespace peftlab
