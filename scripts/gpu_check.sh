@@ -254,7 +254,16 @@ DEP_HEADERS=(yaml-cpp/yaml.h:libyaml-cpp-dev fmt/format.h:libfmt-dev spdlog/spdl
              gtest/gtest.h:libgtest-dev openssl/evp.h:libssl-dev sentencepiece_processor.h:libsentencepiece-dev
              pcre2.h:libpcre2-dev unicode/uchar.h:libicu-dev)
 missing_deps() {  # prints the packages whose header is in neither /usr/include nor $1/usr/include
-  local entry header
+  local entry header torch_include=""
+  # Gloo's headers (experiments/distributed.cpp includes c10d's ProcessGroupGloo.hpp): LibTorch's own when it
+  # ships them, else the system's.
+  # shellcheck source=scripts/torch_env.sh
+  source scripts/torch_env.sh
+  if torch_env_resolve >/dev/null 2>&1 && [ -n "$TORCH_ENV_LIB" ]; then torch_include="$TORCH_ENV_LIB/../include"; fi
+  if [ ! -e "$torch_include/gloo/algorithm.h" ] && [ ! -e /usr/include/gloo/algorithm.h ] &&
+     { [ -z "$1" ] || [ ! -e "$1/usr/include/gloo/algorithm.h" ]; }; then
+    printf '%s ' libgloo-dev
+  fi
   for entry in "${DEP_HEADERS[@]}"; do
     header=${entry%%:*}
     if [ ! -e "/usr/include/$header" ] && [ ! -e "/usr/local/include/$header" ] && { [ -z "$1" ] || [ ! -e "$1/usr/include/$header" ]; }; then
@@ -283,7 +292,9 @@ deps() {
   # RPATH (not RUNPATH) so that the libraries' own dependencies are found in the prefix as well.
   local rpath="-Wl,--disable-new-dtags -Wl,-rpath,${libdirs//:/ -Wl,-rpath,} -Wl,-rpath-link,${libdirs//:/ -Wl,-rpath-link,}"
   # CMAKE_PREFIX_PATH, not HDF5_ROOT: FindHDF5 then searches the prefix's multiarch folders (lib/<arch>/hdf5/serial).
-  DEPS_CMAKE_ARGS=(-DCMAKE_PREFIX_PATH="$DEPS/usr" -DCMAKE_EXE_LINKER_FLAGS="$rpath" -DCMAKE_SHARED_LINKER_FLAGS="$rpath")
+  # -idirafter: the prefix's headers (Gloo's among them) only where nothing else has them.
+  DEPS_CMAKE_ARGS=(-DCMAKE_PREFIX_PATH="$DEPS/usr" -DCMAKE_EXE_LINKER_FLAGS="$rpath" -DCMAKE_SHARED_LINKER_FLAGS="$rpath"
+                   -DCMAKE_CXX_FLAGS="-idirafter $DEPS/usr/include")
   missing=$(missing_deps "$DEPS")
   if [ -n "$missing" ]; then
     record deps failed $((SECONDS - t0)) "still missing after unpacking ${#debs[@]} .deb files: $missing"
