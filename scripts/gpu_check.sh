@@ -19,7 +19,9 @@
 # Environment: OUT; PEFTLAB_PYTHON (default: python3, the one with PyTorch); PEFTLAB_TORCH (default: python;
 # or a LibTorch folder); PEFTLAB_GPU_CHECK_SECONDS (total budget, default 450); PEFTLAB_GPU_CHECK_STEPS (timed
 # steps per case, default 5); PEFTLAB_DEBS (folder of .deb files, default build-debs); PEFTLAB_DATA (data
-# root for the tests' stories260K, default ./data when it exists); PEFTLAB_JOBS (default: all cores).
+# root for the tests' stories260K, default ./data when it exists); PEFTLAB_JOBS (default: all cores);
+# PEFTLAB_GPU_CHECK_HF=0 or PEFTLAB_GPU_CHECK_TESTS=0 leave out the transformers + PEFT stage or the tests (a
+# second run on the same machine, whose build-cuda/ is then incremental, can spend its budget on the rest).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -375,7 +377,7 @@ export -f run_tests
 
 # ---- the run ----
 stage probe 90 probe
-stage hf 170 hf
+if [ "${PEFTLAB_GPU_CHECK_HF:-1}" = 0 ]; then record hf skipped 0 "PEFTLAB_GPU_CHECK_HF=0"; else stage hf 170 hf; fi
 deps
 deps_ok=$?
 if [ $deps_ok -ne 0 ]; then
@@ -403,7 +405,12 @@ else
   elif stage build 330 build_peftlab; then
     stage bench-110M 120 bench_110m
     stage bench-TinyLlama-1.1B 180 bench_1b
-    if stage build-tests 300 build_tests; then stage tests 200 run_tests; else record tests skipped 0 "peftlab_tests not built"; fi
+    if [ "${PEFTLAB_GPU_CHECK_TESTS:-1}" = 0 ]; then
+      record build-tests skipped 0 "PEFTLAB_GPU_CHECK_TESTS=0"
+      record tests skipped 0 "PEFTLAB_GPU_CHECK_TESTS=0"
+    elif stage build-tests 300 build_tests; then stage tests 200 run_tests
+    else record tests skipped 0 "peftlab_tests not built"
+    fi
   else
     for s in bench-110M bench-TinyLlama-1.1B build-tests tests; do record "$s" skipped 0 "peftlab not built"; done
   fi
