@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "bench/cuda_memory.h"
 #include "core/data_root.h"
 #include "core/errors.h"
 #include "core/generate.h"
@@ -209,12 +210,15 @@ double BenchMeasurement::tokens_per_second() const {
 double BenchMeasurement::gflops_per_second() const { return step_seconds > 0 ? flops_per_step / step_seconds / 1e9 : 0.0; }
 
 nlohmann::json BenchMeasurement::to_json() const {
-  return {{"case", bench_case.to_json()}, {"step_seconds", step_seconds}, {"step_seconds_min", step_seconds_min},
-          {"step_seconds_max", step_seconds_max}, {"flops_per_step", flops_per_step}, {"final_loss", final_loss},
-          {"eval_plain_seconds", eval_plain_seconds}, {"eval_merged_seconds", eval_merged_seconds},
-          {"rss_after_setup_bytes", rss_after_setup_bytes}, {"peak_rss_bytes", peak_rss_bytes},
-          {"generate_batched_seconds", generate_batched_seconds}, {"generate_single_seconds", generate_single_seconds},
-          {"generate_identical", generate_identical}};
+  nlohmann::json j = {{"case", bench_case.to_json()}, {"step_seconds", step_seconds},
+                      {"step_seconds_min", step_seconds_min}, {"step_seconds_max", step_seconds_max},
+                      {"flops_per_step", flops_per_step}, {"final_loss", final_loss},
+                      {"eval_plain_seconds", eval_plain_seconds}, {"eval_merged_seconds", eval_merged_seconds},
+                      {"rss_after_setup_bytes", rss_after_setup_bytes}, {"peak_rss_bytes", peak_rss_bytes},
+                      {"generate_batched_seconds", generate_batched_seconds},
+                      {"generate_single_seconds", generate_single_seconds}, {"generate_identical", generate_identical}};
+  if (peak_gpu_bytes) j["peak_gpu_bytes"] = *peak_gpu_bytes;
+  return j;
 }
 
 BenchMeasurement BenchMeasurement::from_json(const nlohmann::json& j) {
@@ -227,12 +231,15 @@ BenchMeasurement BenchMeasurement::from_json(const nlohmann::json& j) {
   m.peak_rss_bytes = j.at("peak_rss_bytes");
   m.generate_batched_seconds = j.at("generate_batched_seconds");
   m.generate_single_seconds = j.at("generate_single_seconds"), m.generate_identical = j.at("generate_identical");
+  if (j.contains("peak_gpu_bytes")) m.peak_gpu_bytes = j.at("peak_gpu_bytes").get<int64_t>();
   return m;
 }
 
 BenchMeasurement run_bench_case(const BenchCase& c) {
   set_threads(c.threads);
   const torch::Device device = parse_device(c.device);
+  const int gpu = device.is_cuda() ? (device.has_index() ? device.index() : 0) : -1;
+  if (gpu >= 0) reset_cuda_peak_memory(gpu);
   BenchMeasurement m;
   m.bench_case = c;
 
@@ -266,7 +273,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   for (int64_t step = 0; step < c.warmup + c.steps; ++step) {
     const auto start = Clock::now();
     auto result = training_step(*model, *optimizer, [&] { return batch; }, train, one_process);
-    if (device.is_cuda()) torch::cuda::synchronize();
+    if (gpu >= 0) torch::cuda::synchronize(gpu);  // the step's kernels are queued: wait for them before the clock
     const double seconds = seconds_since(start);
     m.final_loss = result.loss;
     if (step >= c.warmup) times.push_back(seconds);
@@ -274,6 +281,7 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   m.step_seconds = median(times);
   m.step_seconds_min = *std::min_element(times.begin(), times.end());
   m.step_seconds_max = *std::max_element(times.begin(), times.end());
+  if (gpu >= 0) m.peak_gpu_bytes = cuda_peak_allocated_bytes(gpu);  // before merging: the training peak
 
   merge_all(*backbone);
   m.eval_merged_seconds = time_evaluation(*model, batch, c.eval_repeats);
@@ -301,6 +309,29 @@ double matmul_peak_gflops(int threads) {
       best = std::max(best, 2.0 * static_cast<double>(m * k * n) / seconds / 1e9);
     }
   }
+  return best;
+}
+
+double cuda_matmul_peak_gflops(torch::Device device) {
+  if (!device.is_cuda()) throw std::invalid_argument("cuda_matmul_peak_gflops: not a CUDA device");
+  const int gpu = device.has_index() ? device.index() : 0;
+  double best = 0;
+  {
+    torch::NoGradGuard no_grad;
+    const auto options = torch::TensorOptions().device(device).dtype(torch::kBFloat16);
+    for (const int64_t n : {4096, 8192}) {
+      auto a = torch::randn({n, n}, options), b = torch::randn({n, n}, options);
+      torch::mm(a, b);  // warm-up (and cuBLAS's heuristics)
+      torch::cuda::synchronize(gpu);
+      for (int repeat = 0; repeat < 5; ++repeat) {
+        const auto start = Clock::now();
+        auto c = torch::mm(a, b);
+        torch::cuda::synchronize(gpu);
+        best = std::max(best, 2.0 * static_cast<double>(n * n * n) / seconds_since(start) / 1e9);
+      }
+    }
+  }
+  release_cuda_cache();  // the cases run in other processes: leave them the memory
   return best;
 }
 

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,10 @@ struct BenchMeasurement {
   double generate_batched_seconds = 0;           // generate_tokens new tokens for every prompt, one batch
   double generate_single_seconds = 0;            // the same, one prompt at a time
   bool generate_identical = false;               // both gave the same tokens
+  // On a CUDA device: the most bytes the CUDA caching allocator had handed out at once (model, adapters,
+  // optimizer state, activations), over setup and the training steps; what torch.cuda.max_memory_allocated
+  // reports in Python. Absent on the CPU (and from the JSON of CPU cases).
+  std::optional<int64_t> peak_gpu_bytes;
 
   double tokens_per_second() const;
   double gflops_per_second() const;
@@ -94,5 +99,8 @@ Batch random_token_batch(int64_t vocab, int64_t rows, int64_t length, uint64_t s
 // The best float32 matmul rate (GFLOP/s) of this machine with `threads` threads: square products (1024, 2048)
 // and the 110M step's largest products (tokens x dim x hidden, tokens x dim x vocab), best of two repeats each.
 double matmul_peak_gflops(int threads);
+// The best bfloat16 matmul rate (GFLOP/s) of the CUDA device `device`: square products of 4096 and 8192, best
+// of five repeats each after a warm-up, timed between device synchronisations.
+double cuda_matmul_peak_gflops(torch::Device device);
 
 }  // namespace peftlab

@@ -16,11 +16,16 @@ int max_threads();
 // InputError naming `option` unless 0 <= threads <= max_threads().
 void check_threads(int64_t threads, const std::string& option);
 
-// "cpu", "cuda", "cuda:N" or "auto" (CUDA when available).
+// The device `peftlab bench` measures on: "cpu", "cuda", "cuda:N" or "auto" (CUDA when available). InputError
+// (naming --device) for an unknown name, or a CUDA device this LibTorch build or this machine does not have.
 torch::Device parse_device(const std::string& name);
-// The device peftlab computes on for `name` (`option`: the flag or spec key that gave it, for the message):
-// the CPU for "cpu" and "auto". peftlab trains on the CPU only, so any other device is an InputError rather
-// than a run that silently uses the CPU.
+// Whether this binary was compiled against a LibTorch with CUDA (PEFTLAB_WITH_CUDA), and whether a CUDA device
+// is usable now.
+bool built_with_cuda();
+bool cuda_usable();
+// The device training computes on for `name` (`option`: the flag or spec key that gave it, for the message):
+// the CPU for "cpu" and "auto". The runner trains on the CPU only for now (only `peftlab bench` moves models
+// and batches to the GPU), so any other device is an InputError rather than a run that silently uses the CPU.
 torch::Device compute_device(const std::string& name, const std::string& option);
 
 }  // namespace peftlab

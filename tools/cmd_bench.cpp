@@ -2,7 +2,9 @@
 // memory and merged-weight evaluation time for every method, beside the same step in PyTorch with PEFT-style
 // layers (bench/reference_step.py). Each case runs in its own child process (this binary with --case), so
 // its peak resident memory (its own VmHWM) is its own. The output is the table docs/performance.md keeps; the
-// targets the measurements are judged by live there, not here.
+// targets the measurements are judged by live there, not here. With --device cuda (docs/gpu.md) the cases run
+// on the GPU: the table adds each case's peak GPU memory, "of peak" is against the GPU's bfloat16 matmul rate,
+// and the CPU reference is not run (scripts/gpu_check.sh compares with transformers + PEFT on the GPU).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -15,6 +17,7 @@
 
 #include "analysis/python_driver.h"
 #include "bench/benchmark.h"
+#include "bench/cuda_memory.h"
 #include "core/errors.h"
 #include "core/runtime.h"
 #include "core/subprocess.h"
@@ -123,19 +126,28 @@ struct ShapeResults {
 
 double mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
 
-std::string shape_table(const ShapeResults& r, double peak_gflops) {
+// The memory a case is compared by: its peak GPU memory on a GPU, else its peak RSS.
+double compared_memory(const BenchMeasurement& m, bool gpu) {
+  return static_cast<double>(gpu ? m.peak_gpu_bytes.value_or(0) : m.peak_rss_bytes);
+}
+
+// `gpu`: the cases ran on a CUDA device; the table gains a peak GPU memory column (the CPU table is unchanged).
+std::string shape_table(const ShapeResults& r, double peak_gflops, bool gpu) {
   const BenchMeasurement* lora = r.find("lora");
+  if (gpu && lora == nullptr) lora = r.find("lora+bf16");  // on a GPU the bf16 cases are the ones that matter
   std::string out = fmt::format(
-      "\n### {}\n\n| method | step (ms) | tokens/s | GFLOP/s | of peak | peak RSS (MiB) | time / LoRA | memory / LoRA "
+      "\n### {}\n\n| method | step (ms) | tokens/s | GFLOP/s | of peak | peak RSS (MiB) | {}time / LoRA | memory / LoRA "
       "| eval merged / plain (ms) | final loss | Python (ms) | speed-up |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-      r.shape);
+      "|---|---:|---:|---:|---:|---:|{}---:|---:|---:|---:|---:|---:|\n",
+      r.shape, gpu ? "peak GPU (MiB) | " : "", gpu ? "---:|" : "");
   for (const auto& m : r.cases) {
-    std::string vs_time = "", vs_memory = "", python = "", speedup = "";
+    std::string vs_time = "", vs_memory = "", python = "", speedup = "", gpu_memory = "";
     if (lora != nullptr) {
       vs_time = fmt::format("{:.3f}", m.step_seconds / lora->step_seconds);
-      vs_memory = fmt::format("{:.3f}", static_cast<double>(m.peak_rss_bytes) / static_cast<double>(lora->peak_rss_bytes));
+      if (compared_memory(*lora, gpu) > 0)
+        vs_memory = fmt::format("{:.3f}", compared_memory(m, gpu) / compared_memory(*lora, gpu));
     }
+    if (gpu) gpu_memory = (m.peak_gpu_bytes ? fmt::format("{:.0f}", mib(*m.peak_gpu_bytes)) : std::string("n/a")) + " | ";
     if (m.bench_case.precision == "fp32" && !m.bench_case.activation_checkpointing) {
       auto it = r.references.find(m.bench_case.method);
       if (it != r.references.end() && it->second.step_seconds) {
@@ -143,9 +155,9 @@ std::string shape_table(const ShapeResults& r, double peak_gflops) {
         speedup = fmt::format("{:.2f}x", *it->second.step_seconds / m.step_seconds);
       }
     }
-    out += fmt::format("| {} | {:.1f} | {:.0f} | {:.1f} | {:.0f}% | {:.0f} | {} | {} | {:.1f} / {:.1f} | {:.4f} | {} | {} |\n",
+    out += fmt::format("| {} | {:.1f} | {:.0f} | {:.1f} | {:.0f}% | {:.0f} | {}{} | {} | {:.1f} / {:.1f} | {:.4f} | {} | {} |\n",
                        m.bench_case.label(), m.step_seconds * 1e3, m.tokens_per_second(), m.gflops_per_second(),
-                       100.0 * m.gflops_per_second() / peak_gflops, mib(m.peak_rss_bytes), vs_time, vs_memory,
+                       100.0 * m.gflops_per_second() / peak_gflops, mib(m.peak_rss_bytes), gpu_memory, vs_time, vs_memory,
                        m.eval_merged_seconds * 1e3, m.eval_plain_seconds * 1e3, m.final_loss, python, speedup);
   }
   return out;
@@ -167,6 +179,9 @@ int run_bench(const BenchArgs& args) {
   defaults.batch = args.batch, defaults.seq_len = args.seq_len, defaults.rank = args.rank;
   defaults.eval_repeats = args.eval_repeats;
   defaults.threads = global_options().threads, defaults.device = global_options().device;
+  const torch::Device device = parse_device(defaults.device);
+  const bool gpu = device.is_cuda();
+  if (gpu) defaults.device = device.str();  // "auto" resolved, so that every case names the device it ran on
   std::vector<BenchCase> variants;
   std::stringstream list(args.methods.empty() ? fmt::format("{},lora+bf16,lora+ckpt", fmt::join(method_names(), ","))
                                               : args.methods);
@@ -175,16 +190,21 @@ int run_bench(const BenchArgs& args) {
   for (const auto& shape : shapes) bench_shape_config(shape);  // unknown shapes fail before anything runs
 
   const int threads = defaults.threads > 0 ? defaults.threads : hardware_threads();
-  const double peak = matmul_peak_gflops(threads);
+  const double peak = gpu ? cuda_matmul_peak_gflops(device) : matmul_peak_gflops(threads);
   std::string report = fmt::format(
       "## peftlab bench\n\nbatch {} x {} tokens, causal-LM loss, targets q,k,v,o,gate,up,down, rank {}, AdamW; "
-      "{} thread(s), device {}; float32 matmul peak of this machine: {:.1f} GFLOP/s. Step time: median of the "
-      "timed steps after warm-up. Peak RSS: the whole process (model, optimizer, activations).\n",
-      defaults.batch, defaults.seq_len, defaults.rank, threads, defaults.device, peak);
+      "{} thread(s), device {}; {} matmul peak of this {}: {:.1f} GFLOP/s. Step time: median of the "
+      "timed steps after warm-up. Peak RSS: the whole process (model, optimizer, activations).{}\n",
+      defaults.batch, defaults.seq_len, defaults.rank, threads, defaults.device, gpu ? "bfloat16" : "float32",
+      gpu ? "GPU" : "machine", peak,
+      gpu ? " Peak GPU: the most memory the CUDA caching allocator handed out at once during setup and the "
+            "training steps (torch.cuda.max_memory_allocated). The CPU's Python reference is not run on a GPU."
+          : "");
   std::cout << report << std::flush;
 
   std::vector<ShapeResults> all;
   nlohmann::json raw = {{"matmul_peak_gflops", peak}, {"threads", threads}, {"shapes", nlohmann::json::array()}};
+  if (gpu) raw["device"] = device.str(), raw["matmul_peak_dtype"] = "bfloat16";
   for (const auto& shape : shapes) {
     ShapeResults r{shape, {}, {}};
     const BackboneConfigPtr config = bench_shape_config(shape);
@@ -195,13 +215,13 @@ int run_bench(const BenchArgs& args) {
       spdlog::info("bench {} {}: {} steps after {} warm-up", shape, c.label(), c.steps, c.warmup);
       r.cases.push_back(run_case_in_child(c));
       const bool reference_method = c.method == "lora" || c.method == "dora";
-      if (args.reference && reference_method && c.precision == "fp32" && !c.activation_checkpointing) {
+      if (args.reference && !gpu && reference_method && c.precision == "fp32" && !c.activation_checkpointing) {
         spdlog::info("bench {} {}: Python reference", shape, c.method);
         r.references[c.method] = run_reference(c, *config);
         if (!r.references[c.method].why_missing.empty()) spdlog::warn("{}", r.references[c.method].why_missing);
       }
     }
-    const std::string table = shape_table(r, peak);
+    const std::string table = shape_table(r, peak, gpu);
     std::cout << table << std::flush;
     report += table;
     nlohmann::json shape_json = {{"shape", shape}, {"cases", nlohmann::json::array()}, {"references", nlohmann::json::object()}};
@@ -224,7 +244,9 @@ int run_bench(const BenchArgs& args) {
 
 std::function<int()> setup_bench(CLI::App& cmd) {
   auto args = std::make_shared<BenchArgs>();
-  cmd.add_option("--shape", args->shapes, "260K, 15M, 42M or 110M (repeatable; default: all four)");
+  cmd.add_option("--shape", args->shapes,
+                 "260K, 15M, 42M, 110M, or a model path (its config.json's shape, random weights); repeatable; "
+                 "default: the four names");
   cmd.add_option("--methods", args->methods,
                  "Comma-separated cases: methods of `peftlab methods`, each optionally +bf16 and/or +ckpt (activation "
                  "checkpointing); default: every method, lora+bf16, lora+ckpt");

@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   auto& global = cli::global_options();
   app.add_option("--threads", global.threads,
                  fmt::format("LibTorch intra-op threads (default: all cores; at most {} per core)", kThreadsPerCore));
-  app.add_option("--device", global.device, "cpu, cuda, cuda:N or auto");
+  app.add_option("--device", global.device, "cpu, cuda, cuda:N or auto (cuda: `bench` only for now)");
   app.add_flag("-q,--quiet", global.quiet, "Only warnings and errors on stderr");
 
   auto sorted = cli::verbs();
@@ -68,7 +68,10 @@ int main(int argc, char** argv) {
     spdlog::set_level(global.quiet ? spdlog::level::warn : spdlog::level::info);
     spdlog::set_pattern("%^%l%$: %v");
     check_threads(global.threads, "--threads");
-    compute_device(global.device, "--device");
+    // `peftlab bench` measures on the GPU when asked; every other verb trains and evaluates on the CPU for now.
+    const auto chosen = app.get_subcommands();
+    if (!chosen.empty() && chosen.front()->get_name() == "bench") parse_device(global.device);
+    else compute_device(global.device, "--device");
     set_threads(global.threads);
     return action ? action() : 0;
   } catch (const InputError& e) {
