@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  build-essential cmake pkg-config git
+  build-essential cmake ninja-build pkg-config git
   libtorch-dev libopenblas0-openmp          # without OpenBLAS, libtorch falls back to the reference BLAS (~30x slower)
   libsentencepiece-dev libyaml-cpp-dev libhdf5-dev libfmt-dev libspdlog-dev
   libcli11-dev nlohmann-json3-dev libssl-dev libgtest-dev
@@ -45,7 +45,8 @@ fi
 
 JOBS=$(nproc)
 GENERATOR=()
-if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] && [ -n "${PEFTLAB_TORCH:-}" ] && command -v ninja >/dev/null; then GENERATOR=(-G Ninja); fi
+# Ninja (a folder configured earlier keeps its generator): unlike Make, adding a source file does not rebuild the rest.
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] && command -v ninja >/dev/null; then GENERATOR=(-G Ninja); fi
 mkdir -p "$BUILD_DIR"
 if ! cmake -S . -B "$BUILD_DIR" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release "${TORCH_ENV_CMAKE_ARGS[@]}" \
        >"$BUILD_DIR/configure.log" 2>&1; then

@@ -71,6 +71,7 @@ std::string read_file(const fs::path& path) {
   return ss.str();
 }
 
+fs::path tokenizer_data(const std::string& relative) { return data_path("tokenizers/" + relative); }
 fs::path stories260k_bin() { return data_path("models/stories260K/stories260K.bin"); }
 fs::path stories260k_tokenizer() { return data_path("models/stories260K/tok512.model"); }
 

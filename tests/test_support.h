@@ -32,6 +32,9 @@ class TempDir {
 void write_file(const std::filesystem::path& path, const std::string& bytes);
 std::string read_file(const std::filesystem::path& path);
 
+// A file of the data root's tokenizers/ folder ("gpt2/vocab.json").
+std::filesystem::path tokenizer_data(const std::string& relative);
+
 // The real stories260K files from the data root.
 std::filesystem::path stories260k_bin();
 std::filesystem::path stories260k_tokenizer();

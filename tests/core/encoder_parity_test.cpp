@@ -29,21 +29,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path script() { return fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference" / "hf_encoder_reference.py"; }
+fs::path encoder_script() { return fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference" / "hf_encoder_reference.py"; }
 
 // Every case in every dtype (<folder>/<case>/<dtype>/), run once for the whole suite.
-const testing::ReferenceRun& reference() {
-  static const testing::ReferenceRun run(script(), "--all");
+const testing::ReferenceRun& encoder_reference() {
+  static const testing::ReferenceRun run(encoder_script(), "--all");
   return run;
 }
 
-struct ParityCase {
+struct EncoderCase {
   std::string name, dtype;
 };
 
-void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.name << " " << c.dtype; }
+void PrintTo(const EncoderCase& c, std::ostream* os) { *os << c.name << " " << c.dtype; }
 
-std::string case_label(const ::testing::TestParamInfo<ParityCase>& info) {
+std::string encoder_case_label(const ::testing::TestParamInfo<EncoderCase>& info) {
   std::string label = info.param.name + "_" + info.param.dtype;
   for (char& c : label)
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
@@ -58,12 +58,12 @@ double max_difference(const torch::Tensor& got, const torch::Tensor& expected, c
   return difference.max().item<double>();
 }
 
-class EncoderParity : public ::testing::TestWithParam<ParityCase> {
+class EncoderParity : public ::testing::TestWithParam<EncoderCase> {
  protected:
   void SetUp() override {
-    const std::string failure = reference().failure();
+    const std::string failure = encoder_reference().failure();
     ASSERT_TRUE(failure.empty()) << failure;
-    folder_ = reference().folder(GetParam().name, GetParam().dtype);
+    folder_ = encoder_reference().folder(GetParam().name, GetParam().dtype);
     SafetensorsFile expected(folder_ / "expected.safetensors");
     logits_ = expected.load("logits");
     hidden_ = expected.load("hidden");
@@ -150,17 +150,17 @@ TEST_P(EncoderParity, LoaderKeepsTheFileValues) {
   EXPECT_EQ(from_checkpoint, GetParam().name == "bert" ? 2u : 0u);
 }
 
-std::vector<ParityCase> cases() {
-  std::vector<ParityCase> out;
+std::vector<EncoderCase> encoder_cases() {
+  std::vector<EncoderCase> out;
   for (const char* name : {"bert", "roberta", "deberta-v3", "deberta-v2"})
     for (const char* dtype : {"float32", "float64"}) out.push_back({name, dtype});
   return out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Encoders, EncoderParity, ::testing::ValuesIn(cases()), case_label);
+INSTANTIATE_TEST_SUITE_P(Encoders, EncoderParity, ::testing::ValuesIn(encoder_cases()), encoder_case_label);
 
 TEST(EncoderParityReference, SelfTestPasses) {
-  auto [status, output] = testing::run_python(script(), "--self-test");
+  auto [status, output] = testing::run_python(encoder_script(), "--self-test");
   EXPECT_EQ(status, 0) << output;
   EXPECT_NE(output.find("0 failure(s)"), std::string::npos) << output;
 }

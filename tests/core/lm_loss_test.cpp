@@ -17,7 +17,7 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-double max_difference(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+double largest_difference(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
 TEST(TiledLoss, EqualsUnfusedCrossEntropyAndItsGradientsInFloat64) {
   torch::manual_seed(0);
@@ -35,17 +35,17 @@ TEST(TiledLoss, EqualsUnfusedCrossEntropyAndItsGradientsInFloat64) {
 
   for (int64_t tile_rows : {1, 5, 23, 64}) {
     auto nll = tiled_token_nll(hidden, weight, targets, -100, tile_rows);
-    EXPECT_LT(max_difference(nll, reference), 1e-12) << tile_rows;
+    EXPECT_LT(largest_difference(nll, reference), 1e-12) << tile_rows;
     EXPECT_EQ(nll[17].item<double>(), 0.0) << tile_rows;
     auto grads = torch::autograd::grad({(nll * upstream).sum()}, {hidden, weight});
-    EXPECT_LT(max_difference(grads[0], reference_grads[0]), 1e-12) << tile_rows;
-    EXPECT_LT(max_difference(grads[1], reference_grads[1]), 1e-12) << tile_rows;
+    EXPECT_LT(largest_difference(grads[0], reference_grads[0]), 1e-12) << tile_rows;
+    EXPECT_LT(largest_difference(grads[1], reference_grads[1]), 1e-12) << tile_rows;
     EXPECT_GT(grads[1].abs().max().item<double>(), 1e-3);  // the check above compares something
   }
 }
 
 // A next-token batch of two rows, the second's last positions not scored (as right padding is).
-Batch token_batch(int64_t vocab) {
+Batch random_next_token_batch(int64_t vocab) {
   auto generator = at::detail::createCPUGenerator(7);
   Batch batch;
   batch.input_ids = torch::randint(vocab, {2, 24}, generator, torch::kLong);
@@ -56,13 +56,13 @@ Batch token_batch(int64_t vocab) {
 }
 
 // Loss and every trainable gradient of one step of `method` on stories260K in float64.
-std::pair<double, std::vector<torch::Tensor>> step(const std::string& method_yaml, bool tiled) {
+std::pair<double, std::vector<torch::Tensor>> adapted_step(const std::string& method_yaml, bool tiled) {
   Backbone backbone = load_llama2c(testing::stories260k_bin());
   backbone->to(torch::kFloat64);
   apply_method(*backbone, *make_method_from_yaml(method_yaml), 3);
   TaskModel model(backbone, TaskKind::CausalLM, 0);
   model->set_tiled_lm_loss(tiled);
-  auto loss = model->loss(token_batch(backbone->config().vocab_size));
+  auto loss = model->loss(random_next_token_batch(backbone->config().vocab_size));
   loss.backward();
   std::vector<torch::Tensor> grads;
   for (const auto& p : model->parameters())
@@ -73,19 +73,19 @@ std::pair<double, std::vector<torch::Tensor>> step(const std::string& method_yam
 TEST(TiledLoss, Stories260kStepEqualsTheUnfusedStepInFloat64) {
   // full trains the tied output embedding (the loss's weight gradient); LoRA only the hidden-state route.
   for (const std::string method : {"{name: full}", "{name: lora, rank: 4, targets: all-linear}"}) {
-    auto [tiled_loss, tiled_grads] = step(method, true);
-    auto [plain_loss, plain_grads] = step(method, false);
+    auto [tiled_loss, tiled_grads] = adapted_step(method, true);
+    auto [plain_loss, plain_grads] = adapted_step(method, false);
     EXPECT_NEAR(tiled_loss, plain_loss, 1e-12) << method;
     ASSERT_EQ(tiled_grads.size(), plain_grads.size());
     for (size_t i = 0; i < tiled_grads.size(); ++i)
-      EXPECT_LT(max_difference(tiled_grads[i], plain_grads[i]), 1e-12) << method << " parameter " << i;
+      EXPECT_LT(largest_difference(tiled_grads[i], plain_grads[i]), 1e-12) << method << " parameter " << i;
   }
 }
 
 TEST(TiledLoss, Bf16AutocastRunsTheProjectionInBf16LikeTheUnfusedPath) {
   Backbone backbone = load_llama2c(testing::stories260k_bin());
   TaskModel model(backbone, TaskKind::CausalLM, 0);
-  const Batch batch = token_batch(backbone->config().vocab_size);
+  const Batch batch = random_next_token_batch(backbone->config().vocab_size);
   torch::NoGradGuard no_grad;
   AutocastScope autocast(Precision::bf16);
   model->set_tiled_lm_loss(true);

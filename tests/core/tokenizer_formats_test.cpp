@@ -15,7 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path tokenizer_data(const std::string& relative) { return data_path("tokenizers/" + relative); }
+using testing::tokenizer_data;
 
 // Expects InputError whose message starts with `file`.
 template <typename F>

@@ -25,7 +25,7 @@ using nlohmann::json;
 
 fs::path reference_dir() { return fs::path(PEFTLAB_SOURCE_DIR) / "tests" / "reference"; }
 fs::path samples_file() { return reference_dir() / "tokenizer_samples.json"; }
-fs::path tokenizer_data(const std::string& relative) { return data_path("tokenizers/" + relative); }
+using testing::tokenizer_data;
 
 std::string quote(const std::string& s) {
   std::string out = "'";

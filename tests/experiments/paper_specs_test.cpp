@@ -45,7 +45,7 @@ const char* kLlama3_8bConfig = R"({
   "vocab_size": 128256
 })";
 
-struct Shape {
+struct DecoderShape {
   int64_t hidden, intermediate, layers, heads, kv_heads, vocab;
 
   int64_t kv_dim() const { return hidden / heads * kv_heads; }
@@ -71,12 +71,12 @@ struct Shape {
   }
 };
 
-const Shape kLlama2_7b{4096, 11008, 32, 32, 32, 32000};
-const Shape kLlama3_8b{4096, 14336, 32, 32, 8, 128256};
+const DecoderShape kLlama2_7b{4096, 11008, 32, 32, 32, 32000};
+const DecoderShape kLlama3_8b{4096, 14336, 32, 32, 8, 128256};
 
 struct PaperSpec {
   std::string file;
-  const Shape* shape;
+  const DecoderShape* shape;
   int64_t rank;
   std::string alpha;
   bool llama3;
@@ -133,7 +133,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(PaperSpecArithmetic, PublishedSizesAndShares) {
   EXPECT_EQ(kLlama2_7b.backbone(), 6'738'415'616);  // Llama-2-7b-hf
   EXPECT_EQ(kLlama3_8b.backbone(), 8'030'261'248);  // Meta-Llama-3-8B
-  auto share = [](const Shape& s, const std::string& method, int64_t rank) {
+  auto share = [](const DecoderShape& s, const std::string& method, int64_t rank) {
     double trainable = static_cast<double>(s.trainable(method, rank));
     return 100.0 * trainable / (static_cast<double>(s.backbone()) + trainable);
   };

@@ -12,6 +12,7 @@
 #include "core/recorder.h"
 #include "experiments/evaluation.h"
 #include "tasks/task.h"
+#include "tests/float64_reference.h"
 #include "tests/test_support.h"
 
 namespace peftlab {
@@ -196,16 +197,7 @@ TEST(TaskFileRuns, ShippedGlueTaskFilesGiveTheNumbersTheCppTasksGave) {
   }
 }
 
-// Summed log-probability of ids[start..] given what precedes, from one float64 forward without padding.
-double continuation_logprob(BackboneImpl& model64, const std::vector<int32_t>& ids, int64_t start) {
-  torch::NoGradGuard no_grad;
-  auto input = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
-  auto logprobs = torch::log_softmax(model64.forward(input).squeeze(0), -1);
-  double total = 0;
-  for (size_t t = size_t(std::max<int64_t>(start, 1)); t < ids.size(); ++t)
-    total += logprobs[long(t) - 1][ids[t]].item<double>();
-  return total;
-}
+using testing::continuation_logprob;
 
 TEST(TaskFileRuns, MultipleChoiceAccAndAccNormEqualAFloat64Forward) {
   TempDir dir;

@@ -20,6 +20,8 @@
 namespace peftlab {
 namespace {
 
+using testing::max_relative_difference;
+
 struct MethodCase {
   std::string id;       // gtest-safe name
   std::string yaml;     // the method mapping
@@ -95,11 +97,6 @@ bool detaches_norms(const nlohmann::json& options) {
   if (options.contains("detach_norm")) return options["detach_norm"].get<bool>();
   if (options.contains("detach_norms")) return options["detach_norms"].get<bool>();
   return false;  // lora, full: nothing to detach
-}
-
-double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  auto scale = std::max(b.abs().max().item<double>(), 1e-30);
-  return (a - b).abs().max().item<double>() / scale;
 }
 
 class MethodConformance : public ::testing::TestWithParam<MethodCase> {

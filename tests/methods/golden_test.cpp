@@ -16,6 +16,8 @@
 namespace peftlab {
 namespace {
 
+using testing::max_relative_difference;
+
 const std::filesystem::path kGolden = std::filesystem::path(PEFTLAB_SOURCE_DIR) / "tests/fixtures/methods_golden.json";
 
 torch::Tensor to_tensor(const nlohmann::json& j) {
@@ -30,10 +32,6 @@ torch::Tensor to_tensor(const nlohmann::json& j) {
     for (const auto& v : j) flat.push_back(v.get<double>());
   }
   return torch::tensor(flat, torch::kFloat64).reshape(shape);
-}
-
-double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
 }
 
 // "dora/exact" -> the method mapping that reproduces it.

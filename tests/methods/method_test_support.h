@@ -7,11 +7,24 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
 
 namespace peftlab::testing {
+
+// max |a - b| over max |b|: a relative error that does not blow up on entries near zero.
+inline double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
+}
+
+inline nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
 
 // An adapter's tensors by name, parameters and buffers, recursively ("lora_A", "shared.vera_A").
 using TensorMap = std::map<std::string, torch::Tensor>;

@@ -16,14 +16,8 @@
 namespace peftlab {
 namespace {
 
-double max_relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
-}
-
-nlohmann::json read_json(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return nlohmann::json::parse(in);
-}
+using testing::max_relative_difference;
+using testing::read_json;
 
 struct Exported {
   torch::Tensor logits, tokens, head;

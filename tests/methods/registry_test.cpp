@@ -13,7 +13,7 @@ namespace peftlab {
 namespace {
 
 // The error message make_method / plan_adaptation throw for `yaml`, or "" when none.
-std::string error_of(const std::string& yaml, const BackboneConfig* config = nullptr) {
+std::string registry_error_of(const std::string& yaml, const BackboneConfig* config = nullptr) {
   try {
     auto method = make_method_from_yaml(yaml, "spec.yaml");
     if (config) plan_adaptation(*config, *method);
@@ -45,44 +45,44 @@ TEST(MethodRegistry, BuiltInsAreRegisteredOnceEach) {
 }
 
 TEST(MethodRegistry, UnknownMethodListsKnownOnesAndSuggests) {
-  EXPECT_EQ(error_of("name: lorra\n"),
+  EXPECT_EQ(registry_error_of("name: lorra\n"),
             "spec.yaml:1: method.name: unknown method 'lorra' (known: bora, dora, full, lora, pissa, vera; did you mean 'lora'?)");
 }
 
 TEST(MethodRegistry, UnknownOptionNamesLineAndSuggestion) {
-  EXPECT_EQ(error_of("name: dora\nrank: 4\ndetach_norms: false\n"),
+  EXPECT_EQ(registry_error_of("name: dora\nrank: 4\ndetach_norms: false\n"),
             "spec.yaml:3: unknown key 'method.detach_norms' (did you mean 'detach_norm'?)");
-  EXPECT_EQ(error_of("name: full\nrank: 4\n"), "spec.yaml:2: unknown key 'method.rank'");
-  EXPECT_EQ(error_of("name: lora\nrank: 8\nalpah: 16\n"),
+  EXPECT_EQ(registry_error_of("name: full\nrank: 4\n"), "spec.yaml:2: unknown key 'method.rank'");
+  EXPECT_EQ(registry_error_of("name: lora\nrank: 8\nalpah: 16\n"),
             "spec.yaml:3: unknown key 'method.alpah' (did you mean 'alpha'?)");
 }
 
 TEST(MethodRegistry, BadValuesAreInputErrors) {
-  EXPECT_EQ(error_of("name: lora\nrank: 0\n"), "spec.yaml:2: method.rank: must be at least 1, got 0");
-  EXPECT_EQ(error_of("name: lora\ninit_a: xavier\n"),
+  EXPECT_EQ(registry_error_of("name: lora\nrank: 0\n"), "spec.yaml:2: method.rank: must be at least 1, got 0");
+  EXPECT_EQ(registry_error_of("name: lora\ninit_a: xavier\n"),
             "spec.yaml:2: method.init_a: expected 'kaiming' or 'gaussian', got 'xavier'");
-  EXPECT_EQ(error_of("name: bora\norder: rows_first\n"),
+  EXPECT_EQ(registry_error_of("name: bora\norder: rows_first\n"),
             "spec.yaml:2: method.order: expected 'out_first' or 'in_first', got 'rows_first'");
-  EXPECT_EQ(error_of("name: lora\ndropout: 1.5\n"), "spec.yaml:2: method.dropout: must be in [0, 1), got 1.5");
-  EXPECT_NE(error_of("name: lora\nrank: [1]\n"), "");
-  EXPECT_NE(error_of("name: lora\noverrides: [{pattern: 'q_proj', rnak: 2}]\n").find("did you mean 'rank'"),
+  EXPECT_EQ(registry_error_of("name: lora\ndropout: 1.5\n"), "spec.yaml:2: method.dropout: must be in [0, 1), got 1.5");
+  EXPECT_NE(registry_error_of("name: lora\nrank: [1]\n"), "");
+  EXPECT_NE(registry_error_of("name: lora\noverrides: [{pattern: 'q_proj', rnak: 2}]\n").find("did you mean 'rank'"),
             std::string::npos);
-  EXPECT_NE(error_of("name: lora\ntargets: 'regex:(('\n").find("invalid regular expression"), std::string::npos);
-  EXPECT_NE(error_of("{name: lora").find("not valid YAML"), std::string::npos);
+  EXPECT_NE(registry_error_of("name: lora\ntargets: 'regex:(('\n").find("invalid regular expression"), std::string::npos);
+  EXPECT_NE(registry_error_of("{name: lora").find("not valid YAML"), std::string::npos);
 }
 
 TEST(MethodTargets, PatternsMatchingNothingAreErrors) {
   const auto& config = stories260k_config();
-  EXPECT_EQ(error_of("name: lora\ntargets: [q_proj, q_prj]\n", &config),
+  EXPECT_EQ(registry_error_of("name: lora\ntargets: [q_proj, q_prj]\n", &config),
             "spec.yaml:2: method.targets: unknown target module 'q_prj' (known: all-linear, down_proj, gate_proj, "
             "k_proj, o_proj, q_proj, up_proj, v_proj; did you mean 'q_proj'?); or use 'regex:<pattern>' over names "
             "like layers.0.self_attn.q_proj");
-  EXPECT_EQ(error_of("name: lora\ntargets: 'regex:layers\\.9\\..*'\n", &config),
+  EXPECT_EQ(registry_error_of("name: lora\ntargets: 'regex:layers\\.9\\..*'\n", &config),
             "spec.yaml:2: method.targets: 'regex:layers\\.9\\..*' matches no module of the model");
-  EXPECT_EQ(error_of("name: lora\noverrides:\n  - {pattern: up_proj, rank: 2}\n", &config),
+  EXPECT_EQ(registry_error_of("name: lora\noverrides:\n  - {pattern: up_proj, rank: 2}\n", &config),
             "spec.yaml:3: method.overrides: pattern 'up_proj' matches no targeted module");
   // stories260K's k_proj is (32 x 64): rank 33 exceeds min(in, out).
-  EXPECT_EQ(error_of("name: dora\nrank: 33\ntargets: k_proj\n", &config),
+  EXPECT_EQ(registry_error_of("name: dora\nrank: 33\ntargets: k_proj\n", &config),
             "spec.yaml:2: method.rank: rank 33 exceeds min(in, out) = 32 of layers.0.self_attn.k_proj (32 x 64)");
 }
 

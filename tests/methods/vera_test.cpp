@@ -19,10 +19,7 @@
 namespace peftlab {
 namespace {
 
-nlohmann::json read_json(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  return nlohmann::json::parse(in);
-}
+using testing::read_json;
 
 TEST(Vera, ProjectionsAreSharedFrozenAndSizedForTheLargestSlot) {
   auto model = load_llama2c(testing::stories260k_bin());
