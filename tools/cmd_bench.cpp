@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 struct BenchArgs {
   std::vector<std::string> shapes;
   std::string methods;  // empty: every registered method, and LoRA with bf16 and with checkpointing
-  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5;
+  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5, generate = 0;
   bool reference = true;
   std::string json_out, markdown_out;
   std::string child_case;  // internal: run one case in this process and print its JSON
@@ -163,6 +163,24 @@ std::string shape_table(const ShapeResults& r, double peak_gflops, bool gpu) {
   return out;
 }
 
+// Greedy generation after training: `batch` prompts in one left-padded batch against one prompt at a time.
+std::string generation_table(const ShapeResults& r) {
+  std::string out = fmt::format(
+      "\n#### {}: greedy generation, {} prompts of {} to {} tokens, {} new tokens each\n\n"
+      "| method | batched (s) | tokens/s | one at a time (s) | tokens/s | speed-up | same tokens |\n"
+      "|---|---:|---:|---:|---:|---:|---|\n",
+      r.shape, r.cases.front().bench_case.batch, std::max<int64_t>(1, r.cases.front().bench_case.seq_len / 2),
+      r.cases.front().bench_case.seq_len, r.cases.front().bench_case.generate_tokens);
+  for (const auto& m : r.cases) {
+    const double tokens = static_cast<double>(m.bench_case.batch * m.bench_case.generate_tokens);
+    out += fmt::format("| {} | {:.2f} | {:.0f} | {:.2f} | {:.0f} | {:.2f}x | {} |\n", m.bench_case.label(),
+                       m.generate_batched_seconds, tokens / m.generate_batched_seconds, m.generate_single_seconds,
+                       tokens / m.generate_single_seconds, m.generate_single_seconds / m.generate_batched_seconds,
+                       m.generate_identical ? "yes" : "NO");
+  }
+  return out;
+}
+
 int run_bench(const BenchArgs& args) {
   if (!args.child_case.empty()) {
     BenchCase c;
@@ -177,7 +195,7 @@ int run_bench(const BenchArgs& args) {
   const auto shapes = args.shapes.empty() ? bench_shape_names() : args.shapes;
   BenchCase defaults;
   defaults.batch = args.batch, defaults.seq_len = args.seq_len, defaults.rank = args.rank;
-  defaults.eval_repeats = args.eval_repeats;
+  defaults.eval_repeats = args.eval_repeats, defaults.generate_tokens = args.generate;
   defaults.threads = global_options().threads, defaults.device = global_options().device;
   const torch::Device device = parse_device(defaults.device);
   const bool gpu = device.is_cuda();
@@ -221,7 +239,8 @@ int run_bench(const BenchArgs& args) {
         if (!r.references[c.method].why_missing.empty()) spdlog::warn("{}", r.references[c.method].why_missing);
       }
     }
-    const std::string table = shape_table(r, peak, gpu);
+    std::string table = shape_table(r, peak, gpu);
+    if (args.generate > 0 && !r.cases.empty()) table += generation_table(r);
     std::cout << table << std::flush;
     report += table;
     nlohmann::json shape_json = {{"shape", shape}, {"cases", nlohmann::json::array()}, {"references", nlohmann::json::object()}};
@@ -256,6 +275,9 @@ std::function<int()> setup_bench(CLI::App& cmd) {
   cmd.add_option("--batch", args->batch, "Rows per batch")->check(CLI::PositiveNumber);
   cmd.add_option("--seq-len", args->seq_len, "Tokens per row")->check(CLI::PositiveNumber);
   cmd.add_option("--rank", args->rank, "Adapter rank")->check(CLI::PositiveNumber);
+  cmd.add_option("--generate", args->generate,
+                 "Also time greedy generation of N new tokens per prompt, batched and one at a time (default 0: off)")
+      ->check(CLI::NonNegativeNumber);
   cmd.add_flag("!--no-reference", args->reference, "Skip the Python (PEFT-style) reference");
   cmd.add_option("--markdown", args->markdown_out, "Also write the tables to this file");
   cmd.add_option("--json", args->json_out, "Write every measurement as JSON to this file");

@@ -33,6 +33,19 @@ TEST(TiledLoss, EqualsUnfusedCrossEntropyAndItsGradientsInFloat64) {
   auto reference_grads = torch::autograd::grad({(reference * upstream).sum()}, {hidden, weight});
   EXPECT_EQ(reference[3].item<double>(), 0.0);
 
+  // A frozen projection (every adapter method): the hidden states' gradient is formed in the forward pass.
+  auto frozen = weight.detach();
+  auto frozen_grad = torch::autograd::grad({(F::cross_entropy(torch::mm(hidden, frozen.t()), targets,
+                                                              F::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kNone)) *
+                                              upstream).sum()},
+                                           {hidden})[0];
+  for (int64_t tile_rows : {1, 5, 23, 64}) {
+    auto nll = tiled_token_nll(hidden, frozen, targets, -100, tile_rows);
+    EXPECT_LT(largest_difference(nll, reference), 1e-12) << tile_rows;
+    auto grad = torch::autograd::grad({(nll * upstream).sum()}, {hidden})[0];
+    EXPECT_LT(largest_difference(grad, frozen_grad), 1e-12) << "frozen weight, tile " << tile_rows;
+  }
+  // A trained projection (full fine-tuning): both gradients, each tile's logits computed again in backward.
   for (int64_t tile_rows : {1, 5, 23, 64}) {
     auto nll = tiled_token_nll(hidden, weight, targets, -100, tile_rows);
     EXPECT_LT(largest_difference(nll, reference), 1e-12) << tile_rows;
