@@ -36,13 +36,17 @@ class TiledNll : public torch::autograd::Function<TiledNll> {
     for (int64_t start = 0; start < n; start += tile_rows) {
       const int64_t rows = std::min(tile_rows, n - start);
       auto logits = torch::mm(hidden.narrow(0, start, rows), weight.t()).to(nll.scalar_type());
-      auto lse = torch::logsumexp(logits, 1);
       auto tile_targets = targets.narrow(0, start, rows).unsqueeze(1);
       auto picked = logits.gather(1, tile_targets).squeeze(1);
+      // log-sum-exp with one exponential pass, done in place; the exponentials then give the softmax.
+      auto largest = std::get<0>(logits.max(1, /*keepdim=*/true));
+      auto exps = logits.sub_(largest).exp_();
+      auto sums = exps.sum(1, /*keepdim=*/true);
+      auto lse = (largest + sums.log()).squeeze(1);
       log_sum_exp.narrow(0, start, rows).copy_(lse);
       nll.narrow(0, start, rows).copy_((lse - picked) * scored.narrow(0, start, rows));
       if (rows_only) {
-        auto grad = softmax_minus_one_hot(logits, lse, tile_targets);
+        auto grad = exps.div_(sums).scatter_add_(1, tile_targets, torch::full({rows, 1}, -1.0, exps.options()));
         row_grads.narrow(0, start, rows).copy_(torch::mm(grad.to(hidden.scalar_type()), weight));
       }
     }
@@ -80,7 +84,7 @@ class TiledNll : public torch::autograd::Function<TiledNll> {
   }
 
  private:
-  // d nll_i / d logits_ij = softmax_ij - [j == target_i], in place of the tile's logits.
+  // d nll_i / d logits_ij = softmax_ij - [j == target_i], in place of the tile's logits (lse: (rows)).
   static torch::Tensor softmax_minus_one_hot(torch::Tensor& logits, const torch::Tensor& lse, const torch::Tensor& targets) {
     auto grad = logits.sub_(lse.unsqueeze(1)).exp_();
     return grad.scatter_add_(1, targets, torch::full({grad.size(0), 1}, -1.0, grad.options()));
