@@ -34,4 +34,4 @@ bool register_verb(Verb verb);
 #define PEFTLAB_CONCAT_INNER(a, b) a##b
 #define PEFTLAB_CONCAT(a, b) PEFTLAB_CONCAT_INNER(a, b)
 #define PEFTLAB_REGISTER_VERB(name, help, setup_fn) \
-  static const bool PEFTLAB_CONCAT(peftlab_verb_registered_, __LINE__) = ::peftlab::cli::register_verb({name, help, setup_fn})
+  static const bool PEFTLAB_CONCAT(peftlab_verb_registered_, __COUNTER__) = ::peftlab::cli::register_verb({name, help, setup_fn})

@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 struct BenchArgs {
   std::vector<std::string> shapes;
   std::string methods;  // empty: every registered method, and LoRA with bf16 and with checkpointing
-  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5, generate = 0;
+  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5, generate = 16;
   bool reference = true;
   std::string json_out, markdown_out;
   std::string child_case;  // internal: run one case in this process and print its JSON
@@ -276,7 +276,7 @@ std::function<int()> setup_bench(CLI::App& cmd) {
   cmd.add_option("--seq-len", args->seq_len, "Tokens per row")->check(CLI::PositiveNumber);
   cmd.add_option("--rank", args->rank, "Adapter rank")->check(CLI::PositiveNumber);
   cmd.add_option("--generate", args->generate,
-                 "Also time greedy generation of N new tokens per prompt, batched and one at a time (default 0: off)")
+                 "Also time greedy generation of N new tokens per prompt, batched and one at a time (0: off)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_flag("!--no-reference", args->reference, "Skip the Python (PEFT-style) reference");
   cmd.add_option("--markdown", args->markdown_out, "Also write the tables to this file");

@@ -45,13 +45,13 @@ int list_methods(bool json) {
   return 0;
 }
 
-std::function<int()> setup(CLI::App& cmd) {
+std::function<int()> setup_methods(CLI::App& cmd) {
   auto json = std::make_shared<bool>(false);
   cmd.add_flag("--json", *json, "Print the registry as JSON");
   return [json] { return list_methods(*json); };
 }
 
-PEFTLAB_REGISTER_VERB("methods", "List the fine-tuning methods with their options and defaults", setup);
+PEFTLAB_REGISTER_VERB("methods", "List the fine-tuning methods with their options and defaults", setup_methods);
 
 }  // namespace
 }  // namespace peftlab::cli

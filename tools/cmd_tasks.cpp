@@ -33,13 +33,13 @@ int list_tasks(const TasksArgs& args) {
   return 0;
 }
 
-std::function<int()> setup(CLI::App& cmd) {
+std::function<int()> setup_tasks(CLI::App& cmd) {
   auto args = std::make_shared<TasksArgs>();
   cmd.add_option("--show", args->show, "Print the task file of a shipped task");
   return [args] { return list_tasks(*args); };
 }
 
-PEFTLAB_REGISTER_VERB("tasks", "List the tasks and the files that define them", setup);
+PEFTLAB_REGISTER_VERB("tasks", "List the tasks and the files that define them", setup_tasks);
 
 }  // namespace
 }  // namespace peftlab::cli

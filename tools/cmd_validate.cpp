@@ -42,7 +42,7 @@ int validate(const ValidateArgs& args) {
   return 0;
 }
 
-std::function<int()> setup(CLI::App& cmd) {
+std::function<int()> setup_validate(CLI::App& cmd) {
   auto args = std::make_shared<ValidateArgs>();
   cmd.add_option("spec", args->spec, "Experiment spec (YAML)")->required();
   cmd.add_option("--set", args->overrides, "Override a key: --set train.lr=1e-4 (repeatable)")
@@ -54,7 +54,7 @@ std::function<int()> setup(CLI::App& cmd) {
   return [args] { return validate(*args); };
 }
 
-PEFTLAB_REGISTER_VERB("validate", "Check an experiment spec and list its runs", setup);
+PEFTLAB_REGISTER_VERB("validate", "Check an experiment spec and list its runs", setup_validate);
 
 }  // namespace
 }  // namespace peftlab::cli

@@ -73,14 +73,14 @@ TEST(BenchCases, LabelsRoundTripAndBadOnesAreInputErrors) {
 TEST(BenchCli, MeasuresEveryCaseInItsOwnProcessOnStories260K) {
   testing::TempDir dir;
   const auto json_path = dir / "bench.json", markdown_path = dir / "bench.md";
-  auto result = testing::run_cli({"--threads", "1", "bench", "--shape", "260K", "--methods", "lora,dora+ckpt",
+  auto result = testing::run_cli({"--threads", "1", "bench", "--shape", "260K", "--methods", "lora,dora+ckpt,lora+logits",
                                   "--steps", "2", "--warmup", "1", "--no-reference", "--json", json_path.string(),
                                   "--markdown", markdown_path.string()});
   ASSERT_EQ(result.status, 0) << result.output;
   const auto raw = nlohmann::json::parse(testing::read_file(json_path));
   EXPECT_GT(raw.at("matmul_peak_gflops").get<double>(), 0.1);
   const auto& cases = raw.at("shapes").at(0).at("cases");
-  ASSERT_EQ(cases.size(), 2u);
+  ASSERT_EQ(cases.size(), 3u);
   for (const auto& c : cases) {
     const auto m = BenchMeasurement::from_json(c);
     EXPECT_GT(m.step_seconds, 0);
@@ -93,9 +93,17 @@ TEST(BenchCli, MeasuresEveryCaseInItsOwnProcessOnStories260K) {
     EXPECT_TRUE(std::isfinite(m.final_loss));
   }
   EXPECT_EQ(BenchMeasurement::from_json(cases[1]).bench_case.label(), "dora+ckpt");
+  EXPECT_FALSE(BenchMeasurement::from_json(cases[2]).bench_case.tiled_loss);
+  for (const auto& c : cases) {  // greedy generation (--generate defaults to 16 new tokens), batched and alone
+    const auto m = BenchMeasurement::from_json(c);
+    EXPECT_GT(m.generate_batched_seconds, 0);
+    EXPECT_GT(m.generate_single_seconds, 0);
+    EXPECT_TRUE(m.generate_identical) << m.bench_case.label();
+  }
   const std::string table = testing::read_file(markdown_path);
   EXPECT_NE(table.find("### 260K"), std::string::npos);
   EXPECT_NE(table.find("| dora+ckpt |"), std::string::npos);
+  EXPECT_NE(table.find("greedy generation, 8 prompts"), std::string::npos) << table;
   EXPECT_EQ(table.find("### Targets"), std::string::npos);  // targets live in docs/performance.md
 }
 
