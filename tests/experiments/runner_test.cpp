@@ -347,9 +347,10 @@ TEST(Runner, SpecThreadsSetEachRunsThreadsAndSmallModelsRunSideBySideByDefault) 
   // Neither --jobs nor --threads, a 260K-parameter model: one run per core at once.
   auto automatic = testing::run_cli({"run", spec.string(), "--out", (dir / "b").string(), "--no-table"});
   ASSERT_EQ(automatic.status, 0) << automatic.output;
-  if (hardware_threads() >= 2)
+  if (hardware_threads() >= 2) {
     EXPECT_NE(automatic.output.find("2 runs of models under 10M parameters: 2 at a time, one thread each"),
               std::string::npos) << automatic.output;
+  }
   for (int seed : {0, 1}) {
     RunFileReader run((dir / "b" / "sst2" / "lora-r2" / ("seed" + std::to_string(seed)) / "run.h5").string());
     EXPECT_EQ(run.status(), "completed");
