@@ -61,19 +61,20 @@ class RowBatch {
     int64_t longest = 0;
     for (const auto* p : prompts) longest = std::max<int64_t>(longest, int64_t(p->size()));
     const int64_t rows = int64_t(prompts.size());
-    auto ids = torch::zeros({rows, longest}, torch::kLong);
-    mask_ = torch::zeros({rows, longest}, torch::kLong);
-    positions_ = torch::zeros({rows, longest}, torch::kLong);
+    // Filled on the host, then one copy each: per-element tensor indexing would be one operation per token.
+    std::vector<int64_t> ids(size_t(rows * longest), 0), mask(ids.size(), 0), positions(ids.size(), 0);
     for (int64_t r = 0; r < rows; ++r) {
       const auto& prompt = *prompts[size_t(r)];
       const int64_t pad = longest - int64_t(prompt.size());
       for (int64_t t = 0; t < int64_t(prompt.size()); ++t) {
-        ids[r][pad + t] = int64_t(prompt[size_t(t)]);
-        positions_[r][pad + t] = t;
+        const size_t at = size_t(r * longest + pad + t);
+        ids[at] = prompt[size_t(t)], mask[at] = 1, positions[at] = t;
       }
-      mask_[r].narrow(0, pad, longest - pad).fill_(1);
     }
-    input_ = ids.to(device_), mask_ = mask_.to(device_), positions_ = positions_.to(device_);
+    auto as_tensor = [&](const std::vector<int64_t>& values) {
+      return torch::tensor(values, torch::kLong).view({rows, longest}).to(device_);
+    };
+    input_ = as_tensor(ids), mask_ = as_tensor(mask), positions_ = as_tensor(positions);
   }
 
   // Runs the pending input through the model: the logits of each row's last position, (rows, vocab).

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <map>
 
 #include "analysis/python_driver.h"
 #include "core/errors.h"
@@ -91,9 +92,14 @@ constexpr int64_t kSmallModelParameters = 10'000'000;
 // another with all the threads.
 int auto_jobs(const std::vector<RunSpec>& pending) {
   if (pending.size() < 2 || global_options().threads > 0 || hardware_threads() < 2) return 1;
+  std::map<std::string, int64_t> by_path;  // a sweep's runs mostly share one model file: read its config once
   for (const auto& run : pending) {
     if (run.model.device != "cpu" && run.model.device != "auto") return 1;
-    if (model_spec_config(run.model)->parameter_count() >= kSmallModelParameters) return 1;
+    const bool from_file = !run.model.path.empty();
+    auto known = from_file ? by_path.find(run.model.path) : by_path.end();
+    const int64_t parameters = known != by_path.end() ? known->second : model_spec_config(run.model)->parameter_count();
+    if (from_file) by_path[run.model.path] = parameters;
+    if (parameters >= kSmallModelParameters) return 1;
   }
   const int jobs = std::min<int>(hardware_threads(), int(pending.size()));
   spdlog::info("{} runs of models under {}M parameters: {} at a time, one thread each (--jobs 1: one after another)",
