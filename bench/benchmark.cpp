@@ -218,6 +218,7 @@ nlohmann::json BenchMeasurement::to_json() const {
                       {"generate_batched_seconds", generate_batched_seconds},
                       {"generate_single_seconds", generate_single_seconds}, {"generate_identical", generate_identical}};
   if (peak_gpu_bytes) j["peak_gpu_bytes"] = *peak_gpu_bytes;
+  if (rounds > 1) j["rounds"] = rounds;
   return j;
 }
 
@@ -232,6 +233,7 @@ BenchMeasurement BenchMeasurement::from_json(const nlohmann::json& j) {
   m.generate_batched_seconds = j.at("generate_batched_seconds");
   m.generate_single_seconds = j.at("generate_single_seconds"), m.generate_identical = j.at("generate_identical");
   if (j.contains("peak_gpu_bytes")) m.peak_gpu_bytes = j.at("peak_gpu_bytes").get<int64_t>();
+  m.rounds = j.value("rounds", int64_t{1});
   return m;
 }
 
@@ -289,6 +291,33 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   // parent's peak across exec into it, and the launcher has run the matmul-peak probe (0.8 GiB).
   m.peak_rss_bytes = status_bytes("VmHWM:");
   if (c.generate_tokens > 0) time_generation(*backbone, c, m);
+  return m;
+}
+
+BenchMeasurement combine_rounds(const std::vector<BenchMeasurement>& rounds) {
+  if (rounds.empty()) throw std::invalid_argument("combine_rounds: no rounds");
+  BenchMeasurement m = rounds.front();
+  auto median_of = [&](double BenchMeasurement::*field) {
+    std::vector<double> values;
+    for (const auto& r : rounds) values.push_back(r.*field);
+    return median(values);
+  };
+  for (const auto& r : rounds) {
+    if (r.bench_case.to_json() != m.bench_case.to_json())
+      throw std::invalid_argument("combine_rounds: rounds of different cases");
+    m.step_seconds_min = std::min(m.step_seconds_min, r.step_seconds_min);
+    m.step_seconds_max = std::max(m.step_seconds_max, r.step_seconds_max);
+    m.rss_after_setup_bytes = std::max(m.rss_after_setup_bytes, r.rss_after_setup_bytes);
+    m.peak_rss_bytes = std::max(m.peak_rss_bytes, r.peak_rss_bytes);
+    if (r.peak_gpu_bytes) m.peak_gpu_bytes = std::max(m.peak_gpu_bytes.value_or(0), *r.peak_gpu_bytes);
+    m.generate_identical = m.generate_identical && r.generate_identical;
+  }
+  m.step_seconds = median_of(&BenchMeasurement::step_seconds);
+  m.eval_plain_seconds = median_of(&BenchMeasurement::eval_plain_seconds);
+  m.eval_merged_seconds = median_of(&BenchMeasurement::eval_merged_seconds);
+  m.generate_batched_seconds = median_of(&BenchMeasurement::generate_batched_seconds);
+  m.generate_single_seconds = median_of(&BenchMeasurement::generate_single_seconds);
+  m.rounds = static_cast<int64_t>(rounds.size());
   return m;
 }
 

@@ -81,6 +81,7 @@ struct BenchMeasurement {
   // optimizer state, activations), over setup and the training steps; what torch.cuda.max_memory_allocated
   // reports in Python. Absent on the CPU (and from the JSON of CPU cases).
   std::optional<int64_t> peak_gpu_bytes;
+  int64_t rounds = 1;                            // measurements combined by combine_rounds
 
   double tokens_per_second() const;
   double gflops_per_second() const;
@@ -90,6 +91,11 @@ struct BenchMeasurement {
 
 // Runs one case in this process.
 BenchMeasurement run_bench_case(const BenchCase& bench_case);
+
+// One case measured in several rounds, as one: the median of each time, the smallest minimum and largest
+// maximum step, the largest of each memory peak, and generation identical only if it was in every round.
+// std::invalid_argument for no rounds or rounds of different cases.
+BenchMeasurement combine_rounds(const std::vector<BenchMeasurement>& rounds);
 
 // A causal-LM batch of `rows` x `length` random tokens (labels = inputs, every position real): a step's cost,
 // and a comparison of two ways of computing it, do not depend on which tokens they are.

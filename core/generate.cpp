@@ -7,7 +7,19 @@
 #include <limits>
 #include <stdexcept>
 
+#include "core/tokenizer.h"
+
 namespace peftlab {
+
+ReplyEnded reply_contains_any(const Tokenizer& tokenizer, std::vector<std::string> strings) {
+  strings.erase(std::remove(strings.begin(), strings.end(), std::string()), strings.end());
+  if (strings.empty()) return {};
+  return [&tokenizer, strings = std::move(strings)](const std::vector<int>& reply) {
+    const std::string text = tokenizer.decode(reply);
+    return std::any_of(strings.begin(), strings.end(),
+                       [&](const std::string& s) { return text.find(s) != std::string::npos; });
+  };
+}
 
 int64_t sample_next_token(const torch::Tensor& logits, const GenerationOptions& options, torch::Generator& generator) {
   auto row = logits.to(torch::kFloat32).flatten();
@@ -45,6 +57,7 @@ std::vector<int> generate(BackboneImpl& model, const std::vector<int>& prompt, c
     if (std::find(options.stop_ids.begin(), options.stop_ids.end(), next) != options.stop_ids.end()) break;
     produced.push_back(next);
     if (on_token) on_token(next);
+    if (options.reply_ended && options.reply_ended(produced)) break;
     input = torch::full({1, 1}, next, torch::TensorOptions().dtype(torch::kLong).device(device));
   }
   return produced;
@@ -150,7 +163,8 @@ struct BeamPrompt {
 }  // namespace
 
 std::vector<std::vector<int>> generate_batch(BackboneImpl& model, const std::vector<std::vector<int>>& prompts,
-                                             int64_t max_new_tokens, const std::vector<int>& stop_ids) {
+                                             int64_t max_new_tokens, const std::vector<int>& stop_ids,
+                                             const ReplyEnded& reply_ended) {
   check_prompts(model, prompts, "generate_batch");
   torch::NoGradGuard no_grad;
   const int64_t context = model.config().max_position_embeddings;
@@ -171,6 +185,7 @@ std::vector<std::vector<int>> generate_batch(BackboneImpl& model, const std::vec
       if (std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) continue;
       auto& reply = replies[owner[r]];
       reply.push_back(token);
+      if (reply_ended && reply_ended(reply)) continue;
       // generate()'s rule: another token while under max_new_tokens and the fed token's position is in context.
       if (int64_t(reply.size()) < max_new_tokens && int64_t(prompts[owner[r]].size() + reply.size()) <= context)
         keep.push_back(int64_t(r)), tokens.push_back(token), still.push_back(owner[r]);

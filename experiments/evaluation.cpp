@@ -41,6 +41,8 @@ std::vector<double> batched_predictions(TaskModelImpl& model, const std::vector<
 std::vector<double> generated_answers(TaskModelImpl& model, const TextAnswerTask& answers, const EvalSplit& data,
                                       const Tokenizer& tokenizer, int64_t batch_size) {
   const std::vector<int> stop_ids = {tokenizer.eos_id()};
+  const ReplyEnded at_stop_string =
+      answers.decodes_reply_alone() ? reply_contains_any(tokenizer, answers.stop_strings()) : ReplyEnded();
   // A prompt longer than the context keeps its end (the question and answer format), leaving room to reply.
   const int64_t room = std::max<int64_t>(1, model.backbone->config().max_position_embeddings - answers.max_new_tokens());
   std::vector<std::vector<int>> prompts;
@@ -58,7 +60,7 @@ std::vector<double> generated_answers(TaskModelImpl& model, const TextAnswerTask
     for (size_t i = first; i < std::min(order.size(), first + per_batch); ++i) chunk.push_back(prompts[order[i]]);
     auto chunk_replies = answers.num_beams() > 1
                              ? beam_search_batch(*model.backbone, chunk, answers.num_beams(), answers.max_new_tokens(), stop_ids)
-                             : generate_batch(*model.backbone, chunk, answers.max_new_tokens(), stop_ids);
+                             : generate_batch(*model.backbone, chunk, answers.max_new_tokens(), stop_ids, at_stop_string);
     for (size_t i = 0; i < chunk_replies.size(); ++i) replies[order[first + i]] = std::move(chunk_replies[i]);
   }
   std::vector<double> out;

@@ -1,54 +1,9 @@
 #include "methods/dora.h"
 
-#include <torch/csrc/autograd/custom_function.h>
-
+#include "methods/magnitude_scaled_linear.h"
 #include "methods/peft_format.h"
 
 namespace peftlab {
-
-namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// t * s, s broadcast along t's last dimension. Autograd's own mul would keep t (the pre-scale activation)
-// for s's gradient, sum over rows of g * t; this keeps the product instead and recovers t = product / s. The
-// product is the tensor the next operation usually keeps anyway (attention keeps v, SwiGLU keeps gate and up;
-// the low-rank path keeps BoRA's scaled input), so rescaling costs DoRA and BoRA no activation of their own
-// there. When s has a zero (t is not recoverable) or the product has another dtype than t (bf16 autocast:
-// float32 product of a bfloat16 t), t is kept, as mul would.
-class ScaleLastDim : public torch::autograd::Function<ScaleLastDim> {
- public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& t, const torch::Tensor& s) {
-    auto product = t * s;
-    const bool keep_product = product.scalar_type() == t.scalar_type() && !(s == 0).any().item<bool>();
-    ctx->saved_data["keep_product"] = keep_product;
-    ctx->save_for_backward({keep_product ? product : t, s});
-    return product;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const auto& kept = saved[0];
-    const auto& s = saved[1];
-    const auto& g = grads[0];
-    torch::Tensor grad_t, grad_s;
-    if (ctx->needs_input_grad(0)) grad_t = g * s;
-    if (ctx->needs_input_grad(1)) {
-      grad_s = (g * kept).reshape({-1, s.size(0)}).sum(0);
-      if (ctx->saved_data["keep_product"].toBool()) grad_s = grad_s / s;
-      grad_s = grad_s.to(s.scalar_type());
-    }
-    return {grad_t, grad_s};
-  }
-};
-
-torch::Tensor scale_last_dim(const torch::Tensor& t, const torch::Tensor& s) {
-  const bool recording = torch::GradMode::is_enabled() && (t.requires_grad() || s.requires_grad());
-  return recording ? ScaleLastDim::apply(t, s) : t * s;  // evaluation keeps nothing: plain mul
-}
-
-}  // namespace
 
 DoraAdapter::DoraAdapter(const LowRankShape& shape, const torch::Tensor& base_weight, torch::Generator generator,
                          bool detach_norms)
@@ -73,11 +28,8 @@ DoraAdapter::Scales DoraAdapter::scales(const torch::Tensor& base_weight) {
 
 torch::Tensor DoraAdapter::forward(const torch::Tensor& x, const torch::Tensor& base_weight) {
   Scales s = scales(base_weight);
-  auto input = s.in.defined() ? scale_last_dim(x, s.in) : x;
-  auto y = torch::nn::functional::linear(input, base_weight);
-  auto delta = low_rank_path(input);
-  if (delta.defined()) y = y + delta;
-  return scale_last_dim(y, s.out);
+  return magnitude_scaled_linear(x, {base_weight, lora_A, lora_B, s.out, s.in, shape_.scaling, shape_.dropout,
+                                     is_training()});
 }
 
 torch::Tensor DoraAdapter::merged_weight(const torch::Tensor& base_weight) {

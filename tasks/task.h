@@ -189,6 +189,10 @@ class TextAnswerTask {
   // Whether prediction_from_reply gets the generated tokens decoded alone (true) instead of
   // reply_of(decoded prompt + generation) (false, LLM-Adapters' way).
   virtual bool decodes_reply_alone() const { return false; }
+  // Strings that complete a reply (decoded alone): greedy decoding of a reply ends once its text contains one,
+  // which changes nothing before it; prediction_from_reply still gets the whole reply to cut. Not used by beam
+  // search, where ending a hypothesis early would change which one wins.
+  virtual std::vector<std::string> stop_strings() const { return {}; }
   // One sequence per answer `example` offers.
   virtual std::vector<CandidateSequence> candidates(const Example& example, const Tokenizer& tokenizer) const = 0;
   // Whether the log-likelihood protocol also reports acc_norm: the pick by log-likelihood per character of

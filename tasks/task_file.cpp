@@ -295,6 +295,7 @@ class FileTask : public SentenceTask, public TextAnswerTask {
   int64_t max_new_tokens() const override { return max_new_tokens_; }
   std::string reply_of(const std::string& decoded) const override { return decoded; }
   bool decodes_reply_alone() const override { return true; }
+  std::vector<std::string> stop_strings() const override { return until_; }
   // With multiple_inputs every choice scores the same continuation: acc_norm would equal acc.
   bool reports_acc_norm() const override { return type_ == OutputType::MultipleChoice && !multiple_inputs_; }
   // The reply is cut at the first stop sequence (`until`); the answer is the first match of answer_regex (its

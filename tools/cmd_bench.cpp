@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
@@ -32,7 +33,7 @@ namespace fs = std::filesystem;
 struct BenchArgs {
   std::vector<std::string> shapes;
   std::string methods;  // empty: every registered method, and LoRA with bf16 and with checkpointing
-  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5, generate = 16;
+  int64_t steps = 0, warmup = -1, batch = 8, seq_len = 256, rank = 8, eval_repeats = 5, generate = 16, rounds = 1;
   bool reference = true;
   std::string json_out, markdown_out;
   std::string child_case;  // internal: run one case in this process and print its JSON
@@ -103,6 +104,21 @@ Reference run_reference(const BenchCase& c, const BackboneConfig& config) {
   r.step_seconds = j.at("step_seconds_median").get<double>();
   r.peak_rss_bytes = j.at("peak_rss_bytes").get<int64_t>();
   return r;
+}
+
+// The reference's rounds as one: the median step, the largest peak; missing if any round was.
+Reference combine_references(const std::vector<Reference>& rounds) {
+  Reference out;
+  std::vector<double> steps;
+  for (const auto& r : rounds) {
+    if (!r.step_seconds) return r;
+    steps.push_back(*r.step_seconds);
+    out.peak_rss_bytes = std::max(out.peak_rss_bytes, r.peak_rss_bytes);
+  }
+  std::sort(steps.begin(), steps.end());
+  const size_t n = steps.size();
+  out.step_seconds = n % 2 == 1 ? steps[n / 2] : 0.5 * (steps[n / 2 - 1] + steps[n / 2]);
+  return out;
 }
 
 BenchMeasurement run_case_in_child(const BenchCase& c) {
@@ -212,9 +228,10 @@ int run_bench(const BenchArgs& args) {
   std::string report = fmt::format(
       "## peftlab bench\n\nbatch {} x {} tokens, causal-LM loss, targets q,k,v,o,gate,up,down, rank {}, AdamW; "
       "{} thread(s), device {}; {} matmul peak of this {}: {:.1f} GFLOP/s. Step time: median of the "
-      "timed steps after warm-up. Peak RSS: the whole process (model, optimizer, activations).{}\n",
+      "timed steps after warm-up{}. Peak RSS: the whole process (model, optimizer, activations).{}\n",
       defaults.batch, defaults.seq_len, defaults.rank, threads, defaults.device, gpu ? "bfloat16" : "float32",
       gpu ? "GPU" : "machine", peak,
+      args.rounds > 1 ? fmt::format(", median of {} interleaved rounds; memory: the largest round's", args.rounds) : "",
       gpu ? " Peak GPU: the most memory the CUDA caching allocator handed out at once during setup and the "
             "training steps (torch.cuda.max_memory_allocated). The CPU's Python reference is not run on a GPU."
           : "");
@@ -226,19 +243,30 @@ int run_bench(const BenchArgs& args) {
   for (const auto& shape : shapes) {
     ShapeResults r{shape, {}, {}};
     const BackboneConfigPtr config = bench_shape_config(shape);
-    for (BenchCase c : variants) {
-      c.shape = shape;
-      c.steps = args.steps > 0 ? args.steps : default_steps(shape);
-      c.warmup = args.warmup >= 0 ? args.warmup : (shape == "260K" ? 5 : 2);
-      spdlog::info("bench {} {}: {} steps after {} warm-up", shape, c.label(), c.steps, c.warmup);
-      r.cases.push_back(run_case_in_child(c));
-      const bool reference_method = c.method == "lora" || c.method == "dora";
-      if (args.reference && !gpu && reference_method && c.precision == "fp32" && !c.activation_checkpointing) {
-        spdlog::info("bench {} {}: Python reference", shape, c.method);
-        r.references[c.method] = run_reference(c, *config);
-        if (!r.references[c.method].why_missing.empty()) spdlog::warn("{}", r.references[c.method].why_missing);
+    // Rounds interleave the cases (1, 2, ..., 1, 2, ...), so that a machine whose speed drifts over minutes
+    // slows every case alike and the ratios between them hold.
+    std::vector<std::vector<BenchMeasurement>> rounds(variants.size());
+    std::map<std::string, std::vector<Reference>> reference_rounds;
+    for (int64_t round = 0; round < args.rounds; ++round) {
+      for (size_t i = 0; i < variants.size(); ++i) {
+        BenchCase c = variants[i];
+        c.shape = shape;
+        c.steps = args.steps > 0 ? args.steps : default_steps(shape);
+        c.warmup = args.warmup >= 0 ? args.warmup : (shape == "260K" ? 5 : 2);
+        spdlog::info("bench {} {}: {} steps after {} warm-up{}", shape, c.label(), c.steps, c.warmup,
+                     args.rounds > 1 ? fmt::format(" (round {} of {})", round + 1, args.rounds) : "");
+        rounds[i].push_back(run_case_in_child(c));
+        const bool reference_method = c.method == "lora" || c.method == "dora";
+        if (args.reference && !gpu && reference_method && c.precision == "fp32" && !c.activation_checkpointing) {
+          spdlog::info("bench {} {}: Python reference", shape, c.method);
+          reference_rounds[c.method].push_back(run_reference(c, *config));
+          if (!reference_rounds[c.method].back().why_missing.empty())
+            spdlog::warn("{}", reference_rounds[c.method].back().why_missing);
+        }
       }
     }
+    for (const auto& case_rounds : rounds) r.cases.push_back(combine_rounds(case_rounds));
+    for (const auto& [method, refs] : reference_rounds) r.references[method] = combine_references(refs);
     std::string table = shape_table(r, peak, gpu);
     if (args.generate > 0 && !r.cases.empty()) table += generation_table(r);
     std::cout << table << std::flush;
@@ -278,6 +306,10 @@ std::function<int()> setup_bench(CLI::App& cmd) {
   cmd.add_option("--generate", args->generate,
                  "Also time greedy generation of N new tokens per prompt, batched and one at a time (0: off)")
       ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--rounds", args->rounds,
+                 "Measure every case this many times, interleaved, and report medians (ratios between cases then "
+                 "hold on a machine whose speed drifts)")
+      ->check(CLI::PositiveNumber);
   cmd.add_flag("!--no-reference", args->reference, "Skip the Python (PEFT-style) reference");
   cmd.add_option("--markdown", args->markdown_out, "Also write the tables to this file");
   cmd.add_option("--json", args->json_out, "Write every measurement as JSON to this file");

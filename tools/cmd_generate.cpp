@@ -17,6 +17,7 @@ struct GenerateArgs {
   ModelArgs model;
   std::string prompt, adapter;
   int64_t num_beams = 1;
+  std::vector<std::string> stop;
   GenerationOptions generation;
 };
 
@@ -30,6 +31,9 @@ std::function<int()> setup_generate(CLI::App& cmd) {
   cmd.add_option("--seed", args->generation.seed, "Sampling seed");
   cmd.add_option("--num-beams", args->num_beams, "Beam search with this many beams (1: no beam search)")
       ->check(CLI::PositiveNumber);
+  cmd.add_option("--stop", args->stop,
+                 "End once the generated text contains this string (kept in the output; repeatable; not with "
+                 "--num-beams)");
   cmd.add_option("--adapter", args->adapter, "An exported adapter folder (PEFT layout) to attach to the model");
   return [args] {
     LoadedModel loaded = load_model_for_cli(args->model);
@@ -44,6 +48,9 @@ std::function<int()> setup_generate(CLI::App& cmd) {
     args->generation.stop_ids = {loaded.tokenizer->bos_id(), loaded.tokenizer->eos_id()};
     if (args->num_beams > 1 && args->generation.temperature > 0)
       throw InputError("--num-beams", "beam search is deterministic: use it with --temperature 0");
+    if (args->num_beams > 1 && !args->stop.empty())
+      throw InputError("--stop", "stop strings end greedy or sampled generation; beam search ends at EOS");
+    args->generation.reply_ended = reply_contains_any(*loaded.tokenizer, args->stop);
     auto tokens = args->num_beams > 1 ? beam_search(*loaded.model, prompt, args->num_beams,
                                                     args->generation.max_new_tokens, args->generation.stop_ids)
                                       : generate(*loaded.model, prompt, args->generation);

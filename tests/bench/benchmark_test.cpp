@@ -70,11 +70,40 @@ TEST(BenchCases, LabelsRoundTripAndBadOnesAreInputErrors) {
   EXPECT_EQ(bench_shape_config("110M")->hidden_size, 768);
 }
 
+TEST(BenchRounds, MediansOfTimesLargestPeaksAndOnlyCasesAlike) {
+  auto round = [](double step, double step_min, double step_max, int64_t peak, bool identical) {
+    BenchMeasurement m;
+    m.step_seconds = step, m.step_seconds_min = step_min, m.step_seconds_max = step_max;
+    m.eval_plain_seconds = step / 10, m.eval_merged_seconds = step / 5;
+    m.generate_batched_seconds = step * 2, m.generate_single_seconds = step * 3;
+    m.peak_rss_bytes = peak, m.rss_after_setup_bytes = peak / 2, m.generate_identical = identical;
+    return m;
+  };
+  const auto m = combine_rounds({round(3.0, 2.5, 3.5, 100, true), round(1.0, 0.9, 1.2, 300, true),
+                                 round(2.0, 1.5, 4.0, 200, false)});
+  EXPECT_DOUBLE_EQ(m.step_seconds, 2.0);
+  EXPECT_DOUBLE_EQ(m.step_seconds_min, 0.9);
+  EXPECT_DOUBLE_EQ(m.step_seconds_max, 4.0);
+  EXPECT_DOUBLE_EQ(m.eval_plain_seconds, 0.2);
+  EXPECT_DOUBLE_EQ(m.eval_merged_seconds, 0.4);
+  EXPECT_DOUBLE_EQ(m.generate_batched_seconds, 4.0);
+  EXPECT_DOUBLE_EQ(m.generate_single_seconds, 6.0);
+  EXPECT_EQ(m.peak_rss_bytes, 300);
+  EXPECT_EQ(m.rss_after_setup_bytes, 150);
+  EXPECT_FALSE(m.generate_identical);
+  EXPECT_EQ(m.rounds, 3);
+  EXPECT_DOUBLE_EQ(combine_rounds({round(1.0, 1, 1, 1, true), round(2.0, 1, 2, 1, true)}).step_seconds, 1.5);
+  EXPECT_THROW(combine_rounds({}), std::invalid_argument);
+  auto other = round(1.0, 1, 1, 1, true);
+  other.bench_case.method = "dora";
+  EXPECT_THROW(combine_rounds({round(1.0, 1, 1, 1, true), other}), std::invalid_argument);
+}
+
 TEST(BenchCli, MeasuresEveryCaseInItsOwnProcessOnStories260K) {
   testing::TempDir dir;
   const auto json_path = dir / "bench.json", markdown_path = dir / "bench.md";
   auto result = testing::run_cli({"--threads", "1", "bench", "--shape", "260K", "--methods", "lora,dora+ckpt,lora+logits",
-                                  "--steps", "2", "--warmup", "1", "--no-reference", "--json", json_path.string(),
+                                  "--steps", "2", "--warmup", "1", "--rounds", "2", "--no-reference", "--json", json_path.string(),
                                   "--markdown", markdown_path.string()});
   ASSERT_EQ(result.status, 0) << result.output;
   const auto raw = nlohmann::json::parse(testing::read_file(json_path));
@@ -91,6 +120,7 @@ TEST(BenchCli, MeasuresEveryCaseInItsOwnProcessOnStories260K) {
     EXPECT_GE(m.peak_rss_bytes, m.rss_after_setup_bytes);
     EXPECT_GT(m.rss_after_setup_bytes, 0);
     EXPECT_TRUE(std::isfinite(m.final_loss));
+    EXPECT_EQ(m.rounds, 2);
   }
   EXPECT_EQ(BenchMeasurement::from_json(cases[1]).bench_case.label(), "dora+ckpt");
   EXPECT_FALSE(BenchMeasurement::from_json(cases[2]).bench_case.tiled_loss);

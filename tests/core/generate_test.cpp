@@ -103,6 +103,38 @@ TEST(BatchedGeneration, GreedyBatchEqualsOnePromptAtATime) {
   EXPECT_GT(lengths_seen, 0u);
 }
 
+// A stop string ends a reply after the token whose text completes it. The expected replies come from the
+// unstopped ones: the shortest prefix whose decoded text contains the string.
+TEST(BatchedGeneration, StopStringsEndRepliesAtTheirFirstOccurrence) {
+  auto m = stories();
+  const auto prompts = story_prompts(*m.tokenizer);
+  const std::vector<int> eos = {m.tokenizer->eos_id()};
+  const auto unstopped = generate_batch(*m.model, prompts, 40, eos);
+  const std::vector<std::string> strings = {" was", "."};
+  const auto stopped = generate_batch(*m.model, prompts, 40, eos, reply_contains_any(*m.tokenizer, strings));
+  ASSERT_EQ(stopped.size(), prompts.size());
+  size_t ended_early = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SCOPED_TRACE("prompt " + std::to_string(i));
+    size_t k = 0;
+    auto contains = [&](size_t n) {
+      const std::string text = m.tokenizer->decode({unstopped[i].begin(), unstopped[i].begin() + long(n)});
+      return text.find(" was") != std::string::npos || text.find('.') != std::string::npos;
+    };
+    while (k < unstopped[i].size() && !contains(k)) ++k;
+    const std::vector<int> expected(unstopped[i].begin(), unstopped[i].begin() + long(k));
+    EXPECT_EQ(stopped[i], expected);
+    if (k < unstopped[i].size()) ++ended_early;
+    GenerationOptions greedy;
+    greedy.max_new_tokens = 40;
+    greedy.stop_ids = eos;
+    greedy.reply_ended = reply_contains_any(*m.tokenizer, strings);
+    EXPECT_EQ(generate(*m.model, prompts[i], greedy), expected);  // one prompt alone stops at the same token
+  }
+  EXPECT_GT(ended_early, 1u);  // the strings really ended replies
+  EXPECT_FALSE(reply_contains_any(*m.tokenizer, {}));  // no strings: no check at all
+}
+
 TEST(BatchedGeneration, RowsNearTheContextStopWhereTheyWouldAlone) {
   auto m = stories();
   const int64_t context = m.model->config().max_position_embeddings;
@@ -131,6 +163,29 @@ TEST(BatchedGeneration, BeamSearchBatchEqualsOnePromptAtATime) {
     for (size_t i = 0; i < prompts.size(); ++i)
       EXPECT_EQ(batched[i], beam_search(*m.model, prompts[i], beams, 24, stops)) << beams << " beams, prompt " << i;
   }
+}
+
+// `peftlab generate --stop`: the text of the unstopped run, up to the token that completes the first ". ".
+TEST(GenerateCli, StopStringEndsTheTextAfterItsFirstOccurrence) {
+  const std::vector<std::string> common = {"-q", "generate", "--model", testing::stories260k_bin().string(),
+                                           "--prompt", "Once upon a time", "--max-new-tokens", "60"};
+  auto full = testing::run_cli(common);
+  auto with_stop = common;
+  with_stop.insert(with_stop.end(), {"--stop", ". "});
+  auto stopped = testing::run_cli(with_stop);
+  ASSERT_EQ(full.status, 0) << full.output;
+  ASSERT_EQ(stopped.status, 0) << stopped.output;
+  const std::string prompt = "Once upon a time";
+  const size_t first = full.output.find(". ", prompt.size());
+  ASSERT_NE(first, std::string::npos) << full.output;
+  const std::string text = stopped.output.substr(0, stopped.output.find_last_not_of('\n') + 1);
+  EXPECT_EQ(full.output.compare(0, text.size(), text), 0) << "not a prefix:\n" << text << "\n" << full.output;
+  EXPECT_GE(text.size(), first + 2);      // it holds the string ...
+  EXPECT_LT(text.size(), first + 2 + 12);  // ... and ends within the token that completed it
+  with_stop.insert(with_stop.end(), {"--num-beams", "2"});
+  auto beams = testing::run_cli(with_stop);
+  EXPECT_EQ(beams.status, 2) << beams.output;
+  EXPECT_NE(beams.output.find("--stop"), std::string::npos) << beams.output;
 }
 
 }  // namespace
