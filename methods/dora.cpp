@@ -1,6 +1,6 @@
 #include "methods/dora.h"
 
-#include "methods/magnitude_scaled_linear.h"
+#include "methods/low_rank_linear.h"
 #include "methods/peft_format.h"
 
 namespace peftlab {
@@ -28,7 +28,7 @@ DoraAdapter::Scales DoraAdapter::scales(const torch::Tensor& base_weight) {
 
 torch::Tensor DoraAdapter::forward(const torch::Tensor& x, const torch::Tensor& base_weight) {
   Scales s = scales(base_weight);
-  return magnitude_scaled_linear(x, {base_weight, lora_A, lora_B, s.out, s.in, shape_.scaling, shape_.dropout,
+  return low_rank_linear(x, {base_weight, lora_A, lora_B, s.out, s.in, shape_.scaling, shape_.dropout,
                                      is_training()});
 }
 

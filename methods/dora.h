@@ -1,7 +1,7 @@
 // DoRA (Liu et al., 2024): W' = diag(m) V / ||V||_row with V = W0 + s B A and a trainable magnitude m (out),
 // initialised to W0's row norms. The forward never builds W': it scales the output of the frozen matmul plus
 // the low-rank path, y = (m / ||V||_row) * (x W0^T + s B(A(dropout(x)))), as one autograd node
-// (methods/magnitude_scaled_linear.h), with the norms computed once per forward, as constants (no gradient
+// (methods/low_rank_linear.h), with the norms computed once per forward, as constants (no gradient
 // through them, the paper's section 4.3) unless detach_norm is false.
 #pragma once
 

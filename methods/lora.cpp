@@ -1,5 +1,6 @@
 #include "methods/lora.h"
 
+#include "methods/low_rank_linear.h"
 #include "methods/peft_format.h"
 
 #include <fmt/format.h>
@@ -36,21 +37,13 @@ LoraAdapter::LoraAdapter(const LowRankShape& shape, const torch::Tensor& base_we
   lora_B = register_parameter("lora_B", torch::zeros({shape.out_features, shape.rank}, options));
 }
 
-torch::Tensor LoraAdapter::low_rank_path(const torch::Tensor& x) {
-  if (shape_.rank == 0) return {};
-  auto dropped = shape_.dropout > 0 ? torch::dropout(x, shape_.dropout, is_training()) : x;
-  return torch::nn::functional::linear(torch::nn::functional::linear(dropped, lora_A), lora_B) * shape_.scaling;
-}
-
 torch::Tensor LoraAdapter::direction(const torch::Tensor& base_weight) {
   if (shape_.rank == 0) return base_weight;
   return base_weight + torch::mm(lora_B, lora_A) * shape_.scaling;
 }
 
 torch::Tensor LoraAdapter::forward(const torch::Tensor& x, const torch::Tensor& base_weight) {
-  auto y = torch::nn::functional::linear(x, base_weight);
-  auto delta = low_rank_path(x);
-  return delta.defined() ? y + delta : y;
+  return low_rank_linear(x, {base_weight, lora_A, lora_B, {}, {}, shape_.scaling, shape_.dropout, is_training()});
 }
 
 torch::Tensor LoraAdapter::merged_weight(const torch::Tensor& base_weight) { return direction(base_weight); }

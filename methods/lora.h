@@ -25,7 +25,7 @@ struct LowRankShape {
 };
 LowRankShape low_rank_shape(const SlotPlan& plan, const LowRankOptions& options);
 
-// y = x W0^T + s B(A(dropout(x))).
+// y = x W0^T + s B(A(dropout(x))), as one autograd node (methods/low_rank_linear.h).
 class LoraAdapter : public Adapter {
  public:
   // A is drawn from `generator`; tensors take W0's dtype and device.
@@ -39,8 +39,6 @@ class LoraAdapter : public Adapter {
   torch::Tensor lora_A, lora_B;  // undefined when rank == 0
 
  protected:
-  // s B(A(dropout(x))); an undefined tensor when rank == 0.
-  torch::Tensor low_rank_path(const torch::Tensor& x);
   // V = W0 + s B A (W0 itself when rank == 0).
   torch::Tensor direction(const torch::Tensor& base_weight);
   LowRankShape shape_;

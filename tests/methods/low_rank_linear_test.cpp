@@ -1,10 +1,10 @@
-// DoRA's and BoRA's one-node layer against the same formula composed from LibTorch operations and
+// LoRA's, DoRA's and BoRA's one-node layer against the same formula composed from LibTorch operations and
 // differentiated by autograd: outputs and every gradient, with and without dropout (same seed, same mask),
 // rank 0, a trained W0, an exactly zero output scale, and under bf16 autocast.
 #include <gtest/gtest.h>
 
 #include "core/precision.h"
-#include "methods/magnitude_scaled_linear.h"
+#include "methods/low_rank_linear.h"
 #include "tests/methods/method_test_support.h"
 
 namespace peftlab {
@@ -13,8 +13,10 @@ namespace {
 using testing::max_relative_difference;
 namespace F = torch::nn::functional;
 
+enum class Scales { none, out, out_and_in };  // LoRA, DoRA, BoRA
+
 struct Case {
-  bool input_scale;   // BoRA
+  Scales scales;
   int64_t rank;
   double dropout;
   bool train_base;    // W0 requires grad
@@ -25,7 +27,8 @@ struct Case {
 struct Leaves {
   torch::Tensor x, W0, A, B, out_scale, in_scale;
   std::vector<torch::Tensor> all() const {
-    std::vector<torch::Tensor> v{x, W0, out_scale};
+    std::vector<torch::Tensor> v{x, W0};
+    if (out_scale.defined()) v.push_back(out_scale);
     if (A.defined()) v.push_back(A), v.push_back(B);
     if (in_scale.defined()) v.push_back(in_scale);
     return v;
@@ -42,8 +45,8 @@ Leaves make_leaves(const Case& c, torch::Dtype dtype) {
   if (c.rank > 0) l.A = leaf(torch::randn({c.rank, in}, torch::kFloat64)), l.B = leaf(torch::randn({out, c.rank}, torch::kFloat64));
   auto out_scale = torch::rand({out}, torch::kFloat64) + 0.5;
   if (c.zero_scale) out_scale[3] = 0.0;
-  l.out_scale = leaf(out_scale);
-  if (c.input_scale) l.in_scale = leaf(torch::rand({in}, torch::kFloat64) + 0.5);
+  if (c.scales != Scales::none) l.out_scale = leaf(out_scale);
+  if (c.scales == Scales::out_and_in) l.in_scale = leaf(torch::rand({in}, torch::kFloat64) + 0.5);
   return l;
 }
 
@@ -53,26 +56,29 @@ torch::Tensor composed(const Leaves& l, const Case& c, double scaling) {
   auto u = l.in_scale.defined() ? x * l.in_scale : x;
   auto t = F::linear(u, l.W0);
   if (l.A.defined()) t = t + F::linear(F::linear(torch::dropout(u, c.dropout, true), l.A), l.B) * scaling;
-  return t * l.out_scale;
+  return l.out_scale.defined() ? t * l.out_scale : t;
 }
 
 torch::Tensor fused(const Leaves& l, const Case& c, double scaling) {
-  return magnitude_scaled_linear(l.x.clone(), {l.W0, l.A, l.B, l.out_scale, l.in_scale, scaling, c.dropout, true});
+  return low_rank_linear(l.x.clone(), {l.W0, l.A, l.B, l.out_scale, l.in_scale, scaling, c.dropout, true});
 }
 
 std::vector<Case> cases() {
   std::vector<Case> v;
-  for (bool input_scale : {false, true})
+  for (Scales scales : {Scales::none, Scales::out, Scales::out_and_in})
     for (int64_t rank : {0, 4})
-      for (double dropout : {0.0, 0.3}) v.push_back({input_scale, rank, dropout, false, false});
-  v.push_back({true, 4, 0.0, true, false});
-  v.push_back({false, 4, 0.3, false, true});
-  v.push_back({true, 4, 0.0, true, true});
+      for (double dropout : {0.0, 0.3})
+        if (scales != Scales::none || rank > 0) v.push_back({scales, rank, dropout, false, false});
+  v.push_back({Scales::none, 4, 0.0, true, false});
+  v.push_back({Scales::out_and_in, 4, 0.0, true, false});
+  v.push_back({Scales::out, 4, 0.3, false, true});
+  v.push_back({Scales::out_and_in, 4, 0.0, true, true});
   return v;
 }
 
 std::string describe(const Case& c) {
-  return fmt::format("{} rank {} dropout {}{}{}", c.input_scale ? "bora" : "dora", c.rank, c.dropout,
+  const char* method = c.scales == Scales::none ? "lora" : c.scales == Scales::out ? "dora" : "bora";
+  return fmt::format("{} rank {} dropout {}{}{}", method, c.rank, c.dropout,
                      c.train_base ? " trained W0" : "", c.zero_scale ? " zero scale" : "");
 }
 
@@ -106,14 +112,14 @@ void expect_forms_agree(const Case& c, torch::Dtype dtype, double tolerance, boo
   }
 }
 
-TEST(MagnitudeScaledLinear, EqualsTheComposedFormAndItsAutogradGradientsInFloat64) {
+TEST(LowRankLinear, EqualsTheComposedFormAndItsAutogradGradientsInFloat64) {
   for (const auto& c : cases()) {
     SCOPED_TRACE(describe(c));
     expect_forms_agree(c, torch::kFloat64, 1e-12, false);
   }
 }
 
-TEST(MagnitudeScaledLinear, EqualsTheComposedFormUnderBf16Autocast) {
+TEST(LowRankLinear, EqualsTheComposedFormUnderBf16Autocast) {
   // The same operations in the same dtypes (bfloat16 matmuls, float32 scaling): only summation order differs.
   for (const auto& c : cases()) {
     SCOPED_TRACE(describe(c));
@@ -121,15 +127,15 @@ TEST(MagnitudeScaledLinear, EqualsTheComposedFormUnderBf16Autocast) {
   }
 }
 
-TEST(MagnitudeScaledLinear, DropoutIsOffOutsideTrainingAndWithoutGradients) {
-  Case c{true, 4, 0.5, false, false};
+TEST(LowRankLinear, DropoutIsOffOutsideTrainingAndWithoutGradients) {
+  Case c{Scales::out_and_in, 4, 0.5, false, false};
   Leaves l = make_leaves(c, torch::kFloat64);
-  auto expected = composed(l, {true, 4, 0.0, false, false}, 0.5);
-  auto eval = magnitude_scaled_linear(l.x, {l.W0, l.A, l.B, l.out_scale, l.in_scale, 0.5, 0.5, false});
+  auto expected = composed(l, {Scales::out_and_in, 4, 0.0, false, false}, 0.5);
+  auto eval = low_rank_linear(l.x, {l.W0, l.A, l.B, l.out_scale, l.in_scale, 0.5, 0.5, false});
   EXPECT_LE(max_relative_difference(eval, expected), 1e-14);
   torch::NoGradGuard no_grad;
   torch::manual_seed(3);
-  auto plain = magnitude_scaled_linear(l.x, {l.W0, l.A, l.B, l.out_scale, l.in_scale, 0.5, 0.5, true});
+  auto plain = low_rank_linear(l.x, {l.W0, l.A, l.B, l.out_scale, l.in_scale, 0.5, 0.5, true});
   torch::manual_seed(3);
   auto reference = composed(l, c, 0.5);
   EXPECT_LE(max_relative_difference(plain, reference), 1e-14);  // unrecorded training forward: same mask
