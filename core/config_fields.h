@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "core/backbone.h"
 #include "core/errors.h"
 
 namespace peftlab {
@@ -19,6 +20,19 @@ inline bool has_field(const nlohmann::json& config, const char* key) {
 inline void check_size(int64_t value, const char* name, int64_t max, const std::string& source) {
   if (value <= 0) input_error(source, "field '{}' must be positive, got {}", name, value);
   if (value > max) input_error(source, "field '{}' is {}, beyond the sanity bound {}", name, value, max);
+}
+
+// The sizes every family has, positive and within the sanity bounds: the config's hidden size, layers and
+// vocabulary, and the family's intermediate size, attention heads and position table (config.json's
+// max_position_embeddings).
+inline void check_common_sizes(const BackboneConfig& config, int64_t intermediate_size, int64_t num_attention_heads,
+                               int64_t position_table_size, const std::string& source) {
+  check_size(config.hidden_size, "hidden_size", kMaxDimension, source);
+  check_size(intermediate_size, "intermediate_size", kMaxDimension, source);
+  check_size(config.num_hidden_layers, "num_hidden_layers", kMaxLayers, source);
+  check_size(num_attention_heads, "num_attention_heads", kMaxDimension, source);
+  check_size(config.vocab_size, "vocab_size", kMaxDimension, source);
+  check_size(position_table_size, "max_position_embeddings", kMaxDimension, source);
 }
 
 // A positive integer no larger than `max`.

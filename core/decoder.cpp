@@ -23,13 +23,8 @@ using nlohmann::json;
 // ---- DecoderConfig ----
 
 void DecoderConfig::validate(const std::string& source) const {
-  check_size(hidden_size, "hidden_size", kMaxDimension, source);
-  check_size(intermediate_size, "intermediate_size", kMaxDimension, source);
-  check_size(num_hidden_layers, "num_hidden_layers", kMaxLayers, source);
-  check_size(num_attention_heads, "num_attention_heads", kMaxDimension, source);
+  check_common_sizes(*this, intermediate_size, num_attention_heads, max_position_embeddings, source);
   check_size(num_key_value_heads, "num_key_value_heads", kMaxDimension, source);
-  check_size(vocab_size, "vocab_size", kMaxDimension, source);
-  check_size(max_position_embeddings, "max_position_embeddings", kMaxDimension, source);
   if (head_dim < 0 || head_dim > kMaxDimension) input_error(source, "field 'head_dim' is {}, out of range", head_dim);
   if (head_dim == 0 && hidden_size % num_attention_heads != 0)
     input_error(source, "hidden_size {} is not divisible by num_attention_heads {}", hidden_size, num_attention_heads);

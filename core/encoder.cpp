@@ -24,13 +24,8 @@ bool is_tanh_gelu(const std::string& act) { return act == "gelu_new" || act == "
 // ---- EncoderConfig ----
 
 void EncoderConfig::validate(const std::string& source) const {
-  check_size(hidden_size, "hidden_size", kMaxDimension, source);
-  check_size(intermediate_size, "intermediate_size", kMaxDimension, source);
-  check_size(num_hidden_layers, "num_hidden_layers", kMaxLayers, source);
-  check_size(num_attention_heads, "num_attention_heads", kMaxDimension, source);
-  check_size(vocab_size, "vocab_size", kMaxDimension, source);
+  check_common_sizes(*this, intermediate_size, num_attention_heads, position_table_size, source);
   check_size(type_vocab_size, "type_vocab_size", kMaxDimension, source);
-  check_size(position_table_size, "max_position_embeddings", kMaxDimension, source);
   if (hidden_size % num_attention_heads != 0)
     input_error(source, "hidden_size {} is not divisible by num_attention_heads {}", hidden_size, num_attention_heads);
   if (pad_token_id < 0 || pad_token_id >= vocab_size)

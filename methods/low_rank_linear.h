@@ -4,16 +4,19 @@
 // (the scales are computed by the caller, with autograd).
 //
 // One node per layer rather than a dozen LibTorch operations: at small sizes the per-operation cost is most of
-// the step, and what it keeps for backward is chosen here rather than by each operation:
-//   - x, not u: the q, k, v (and gate, up) layers of a block read the same x, which is then kept once, where
-//     BoRA's composed form keeps a scaled copy per layer;
-//   - the output y, not the pre-scale t, when the two share a dtype: the pre-scale values are recovered as
-//     y / out_scale (computed again in backward for entries where out_scale is exactly zero), and y is the
-//     tensor the next operation usually keeps anyway (attention keeps v, SwiGLU keeps gate and up). Under bf16
-//     autocast y is float32 and t bfloat16, so t, the smaller, is kept. Without out_scale neither is kept;
-//   - a one-byte dropout mask rather than the dropped copy of the input and the float mask.
-// The arithmetic, and the dtypes it runs in under autocast, are those of the composed form
-// (tests/methods/low_rank_linear_test.cpp compares both, values and gradients).
+// the step, and what it keeps for backward and the passes it makes are chosen here:
+//   - the scales multiply the weights (out x in at most), not the activations (tokens x out):
+//     y = x W0s^T + s h Bs^T with W0s = diag(out_scale) W0 diag(in_scale), Bs = diag(out_scale) B,
+//     h = dropout(x) As^T, As = A diag(in_scale); the low-rank product is added inside the GEMM (addmm), and
+//     backward forms the input gradient the same way, so no element-wise pass over activations remains but
+//     the magnitudes' own gradients (a sum over tokens) and BoRA's input-scale gradient;
+//   - it keeps x, once for the q, k, v (and gate, up) layers that read the same x; the output y when there is
+//     an out_scale (t = y / out_scale gives the magnitude's gradient; y is what the next operation usually keeps
+//     anyway: attention keeps v, SwiGLU gate and up; where an out_scale entry is exactly 0, t is computed
+//     again); h; and a one-byte dropout mask;
+//   - under bf16 autocast the matmuls run in bfloat16 and y is bfloat16, as LoRA's output always was.
+// tests/methods/low_rank_linear_test.cpp compares it with the formula composed from LibTorch operations and
+// differentiated by autograd: to float64 rounding, and to bfloat16 rounding under autocast.
 #pragma once
 
 #include <torch/torch.h>

@@ -80,12 +80,7 @@ DebertaV2Config::DebertaV2Config() {
 }
 
 void DebertaV2Config::validate(const std::string& source) const {
-  check_size(hidden_size, "hidden_size", kMaxDimension, source);
-  check_size(intermediate_size, "intermediate_size", kMaxDimension, source);
-  check_size(num_hidden_layers, "num_hidden_layers", kMaxLayers, source);
-  check_size(num_attention_heads, "num_attention_heads", kMaxDimension, source);
-  check_size(vocab_size, "vocab_size", kMaxDimension, source);
-  check_size(position_table_size, "max_position_embeddings", kMaxDimension, source);
+  check_common_sizes(*this, intermediate_size, num_attention_heads, position_table_size, source);
   if (type_vocab_size < 0 || type_vocab_size > kMaxDimension)
     input_error(source, "field 'type_vocab_size' is {}, out of range", type_vocab_size);
   if (hidden_size % num_attention_heads != 0)

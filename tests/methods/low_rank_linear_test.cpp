@@ -106,7 +106,8 @@ void expect_forms_agree(const Case& c, torch::Dtype dtype, double tolerance, boo
   for (size_t i = 0; i < ours.size(); ++i) {
     SCOPED_TRACE(i == 0 ? std::string("y") : fmt::format("gradient {}", i));
     ASSERT_TRUE(ours[i].defined());
-    EXPECT_EQ(ours[i].scalar_type(), theirs[i].scalar_type());
+    if (i == 0 && autocast) EXPECT_EQ(ours[i].scalar_type(), torch::kBFloat16);  // the matmuls ran in bf16
+    else EXPECT_EQ(ours[i].scalar_type(), theirs[i].scalar_type());
     EXPECT_GT(theirs[i].abs().max().item<double>(), 0.0) << "a zero gradient proves nothing";
     EXPECT_LE(max_relative_difference(ours[i].to(torch::kFloat64), theirs[i].to(torch::kFloat64)), tolerance);
   }
@@ -120,10 +121,11 @@ TEST(LowRankLinear, EqualsTheComposedFormAndItsAutogradGradientsInFloat64) {
 }
 
 TEST(LowRankLinear, EqualsTheComposedFormUnderBf16Autocast) {
-  // The same operations in the same dtypes (bfloat16 matmuls, float32 scaling): only summation order differs.
+  // bfloat16 matmuls in both; the node scales weights where the composed form scales activations, so the two
+  // round at different points: they agree to a few bfloat16 units (2^-8 each).
   for (const auto& c : cases()) {
     SCOPED_TRACE(describe(c));
-    expect_forms_agree(c, torch::kFloat32, 1e-5, true);
+    expect_forms_agree(c, torch::kFloat32, 3e-2, true);
   }
 }
 
