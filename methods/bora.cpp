@@ -6,15 +6,15 @@
 
 namespace peftlab {
 
-BoraDivisors bora_divisors(const torch::Tensor& V, const torch::Tensor& m_out, const torch::Tensor& m_in,
-                           BoraOrder order) {
+BoraDivisors bora_divisors(const LoraAdapter& direction, const torch::Tensor& base_weight, const torch::Tensor& m_out,
+                           const torch::Tensor& m_in, BoraOrder order) {
   BoraDivisors d;
   if (order == BoraOrder::out_first) {
-    d.row = V.norm(2, {1});
-    d.col = (V * (m_out / d.row).unsqueeze(1)).norm(2, {0});
+    d.row = direction.direction_norms(base_weight, 1);
+    d.col = direction.direction_norms(base_weight, 0, (m_out / d.row).square());  // of diag(m_out / row) V
   } else {
-    d.col = V.norm(2, {0});
-    d.row = (V * (m_in / d.col).unsqueeze(0)).norm(2, {1});
+    d.col = direction.direction_norms(base_weight, 0);
+    d.row = direction.direction_norms(base_weight, 1, (m_in / d.col).square());   // of V diag(m_in / col)
   }
   return d;
 }
@@ -26,7 +26,9 @@ BoraAdapter::BoraAdapter(const LowRankShape& shape, const torch::Tensor& base_we
   magnitude_in = register_parameter("magnitude_in", base_weight.detach().norm(2, {0}).clone());
 }
 
-NormDivisors BoraAdapter::divisors(const torch::Tensor& V) { return bora_divisors(V, magnitude, magnitude_in, order_); }
+NormDivisors BoraAdapter::divisors(const torch::Tensor& base_weight) {
+  return bora_divisors(*this, base_weight, magnitude, magnitude_in, order_);
+}
 
 namespace {
 

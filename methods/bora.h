@@ -18,9 +18,10 @@ enum class BoraOrder { out_first, in_first };
 // The divisors of BoRA's two normalisations; the one place BoRA's W' is defined.
 //   out_first: row = ||V||_row, H = diag(m_out/row) V, col = ||H||_col.
 //   in_first:  col = ||V||_col, H = V diag(m_in/col),  row = ||H||_row.
+// V = W0 + s B A of `direction` (never built: LoraAdapter::direction_norms).
 using BoraDivisors = NormDivisors;
-BoraDivisors bora_divisors(const torch::Tensor& V, const torch::Tensor& m_out, const torch::Tensor& m_in,
-                           BoraOrder order);
+BoraDivisors bora_divisors(const LoraAdapter& direction, const torch::Tensor& base_weight, const torch::Tensor& m_out,
+                           const torch::Tensor& m_in, BoraOrder order);
 
 class BoraAdapter : public DoraAdapter {
  public:
@@ -30,7 +31,7 @@ class BoraAdapter : public DoraAdapter {
   torch::Tensor magnitude_in;  // m_in, (in)
 
  protected:
-  NormDivisors divisors(const torch::Tensor& V) override;
+  NormDivisors divisors(const torch::Tensor& base_weight) override;
   torch::Tensor input_scale(const NormDivisors& divisors) override { return magnitude_in / divisors.col; }
 
  private:

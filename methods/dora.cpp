@@ -12,15 +12,15 @@ DoraAdapter::DoraAdapter(const LowRankShape& shape, const torch::Tensor& base_we
   magnitude = register_parameter("magnitude", base_weight.detach().norm(2, {1}).clone());
 }
 
-NormDivisors DoraAdapter::divisors(const torch::Tensor& V) { return {V.norm(2, {1}), {}}; }
+NormDivisors DoraAdapter::divisors(const torch::Tensor& base_weight) { return {direction_norms(base_weight, 1), {}}; }
 
 DoraAdapter::Scales DoraAdapter::scales(const torch::Tensor& base_weight) {
   NormDivisors d;
   if (detach_norms_) {
     torch::NoGradGuard no_grad;
-    d = divisors(direction(base_weight));
+    d = divisors(base_weight);
   } else {
-    d = divisors(direction(base_weight));
+    d = divisors(base_weight);
   }
   // The magnitudes train: they are divided here, with autograd on.
   return {magnitude / d.row, input_scale(d)};

@@ -31,9 +31,9 @@ class DoraAdapter : public LoraAdapter {
   torch::Tensor magnitude;  // m (DoRA) / m_out (BoRA), (out)
 
  protected:
-  // The divisors from V = W0 + s B A (DoRA: V's row norms). Called with autograd off when the norms are
-  // detached, so no (out, in) tensor enters the graph.
-  virtual NormDivisors divisors(const torch::Tensor& V);
+  // The divisors from V = W0 + s B A (DoRA: V's row norms), through direction_norms (V is not built). Called
+  // with autograd off when the norms are detached.
+  virtual NormDivisors divisors(const torch::Tensor& base_weight);
   // The scale of the input, from the divisors (BoRA: m_in / col); undefined for DoRA.
   virtual torch::Tensor input_scale(const NormDivisors& divisors) { return {}; }
 

@@ -37,6 +37,24 @@ LoraAdapter::LoraAdapter(const LowRankShape& shape, const torch::Tensor& base_we
   lora_B = register_parameter("lora_B", torch::zeros({shape.out_features, shape.rank}, options));
 }
 
+torch::Tensor LoraAdapter::direction_norms(const torch::Tensor& base_weight, int64_t dim,
+                                           const torch::Tensor& weights) const {
+  // Written for rows (dim 1); columns are the same with W0 transposed and A, B exchanged.
+  const bool rows = dim == 1;
+  const auto W0 = rows ? base_weight : base_weight.t();
+  auto squared = weights.defined() ? torch::mv(W0.square(), weights) : W0.norm(2, {1}).square();
+  if (shape_.rank > 0) {
+    const auto left = rows ? lora_B : lora_A.t();   // (n, r): the factor indexed like the norms
+    const auto right = rows ? lora_A : lora_B.t();  // (r, k): the factor indexed like the summed dimension
+    const auto weighted = weights.defined() ? right * weights.unsqueeze(0) : right;
+    const double s = shape_.scaling;
+    const auto cross = (left * torch::mm(W0, weighted.t())).sum(1);
+    const auto quadratic = (torch::mm(left, torch::mm(weighted, right.t())) * left).sum(1);
+    squared = squared + (2 * s) * cross + (s * s) * quadratic;
+  }
+  return squared.clamp_min(0).sqrt();
+}
+
 torch::Tensor LoraAdapter::direction(const torch::Tensor& base_weight) {
   if (shape_.rank == 0) return base_weight;
   return base_weight + torch::mm(lora_B, lora_A) * shape_.scaling;

@@ -38,6 +38,13 @@ class LoraAdapter : public Adapter {
   double scaling() const { return shape_.scaling; }
   torch::Tensor lora_A, lora_B;  // undefined when rank == 0
 
+  // ||V|| of V = W0 + s B A along `dim` (1: one norm per row, over the columns; 0: one per column, over the
+  // rows), each squared entry weighted by `weights` (along `dim`; undefined: 1). V is never built: expanded,
+  // sum_k w_k V_jk^2 = sum_k w_k W0_jk^2 + 2s B_j . (W0 diag(w) A^T)_j + s^2 B_j (A diag(w) A^T) B_j^T (rows; the
+  // columns likewise with A and B exchanged), which reads W0 twice instead of writing and reading an (out, in)
+  // tensor several times. Differentiable in A and B (exact-norm DoRA and BoRA).
+  torch::Tensor direction_norms(const torch::Tensor& base_weight, int64_t dim, const torch::Tensor& weights = {}) const;
+
  protected:
   // V = W0 + s B A (W0 itself when rank == 0).
   torch::Tensor direction(const torch::Tensor& base_weight);
