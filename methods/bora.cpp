@@ -64,8 +64,8 @@ class BoraMethod : public Method {
     return j;
   }
   double adapter_step_flops(int64_t in, int64_t out, int64_t rank, double tokens) const override {
-    // Plus V = W0 + s B A, built once per step for the norms.
-    return Method::adapter_step_flops(in, out, rank, tokens) + 2.0 * static_cast<double>(in * out * rank);
+    // Plus the two norms of V = W0 + s B A once per step: their cross terms W0 A^T and W0^T B.
+    return Method::adapter_step_flops(in, out, rank, tokens) + 4.0 * static_cast<double>(in * out * rank);
   }
   // PEFT's LoRA fields and DoRA's keys, m_in under peftlab's own key: PEFT itself cannot load BoRA (the
   // "peftlab" block of the config can).

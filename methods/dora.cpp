@@ -56,7 +56,7 @@ class DoraMethod : public Method {
     return rank * (in + out) + out;
   }
   double adapter_step_flops(int64_t in, int64_t out, int64_t rank, double tokens) const override {
-    // Plus V = W0 + s B A, built once per step for the norms.
+    // Plus the norm of V = W0 + s B A once per step: its cross term W0 A^T.
     return Method::adapter_step_flops(in, out, rank, tokens) + 2.0 * static_cast<double>(in * out * rank);
   }
   nlohmann::json to_json() const override {

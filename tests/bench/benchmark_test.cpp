@@ -50,10 +50,10 @@ TEST(BenchFlops, LoraIsFourTimesTokensTimesParametersPlusTheAdapterTerms) {
   const double adapter_dims = c.n_layers * ((d + d) * 2 + (d + kv) * 2 + (d + h) * 2 + (h + d));
   const double lora = frozen + 6 * N * r * adapter_dims;
   EXPECT_NEAR(training_step_flops(*config, *bench_method("lora", r), batch, T).total(), lora, 1e-9 * lora);
-  // DoRA and BoRA add V = W0 + s B A once per step: 2 r (in x out) per adapted matrix.
-  const double v_build = 2.0 * r * c.n_layers * (2 * d * d + 2 * d * kv + 3 * d * h);
-  EXPECT_NEAR(training_step_flops(*config, *bench_method("dora", r), batch, T).total(), lora + v_build, 1e-9 * lora);
-  EXPECT_NEAR(training_step_flops(*config, *bench_method("bora", r), batch, T).total(), lora + v_build, 1e-9 * lora);
+  // DoRA adds its norm's cross term W0 A^T once per step, 2 r (in x out) per adapted matrix; BoRA two norms.
+  const double norm = 2.0 * r * c.n_layers * (2 * d * d + 2 * d * kv + 3 * d * h);
+  EXPECT_NEAR(training_step_flops(*config, *bench_method("dora", r), batch, T).total(), lora + norm, 1e-9 * lora);
+  EXPECT_NEAR(training_step_flops(*config, *bench_method("bora", r), batch, T).total(), lora + 2 * norm, 1e-9 * lora);
 }
 
 TEST(BenchCases, LabelsRoundTripAndBadOnesAreInputErrors) {
