@@ -19,6 +19,19 @@ torch::Tensor scale_rows_cols(const torch::Tensor& w, const torch::Tensor& rows,
   return cols.defined() ? out * cols.unsqueeze(0) : out;
 }
 
+// The sum over rows of a * b (n x k each), in `dtype`, a block of rows at a time: the product is never a whole
+// n x k tensor (a transient the size of an activation per adapted layer, in backward, where memory peaks).
+torch::Tensor sum_of_products(const torch::Tensor& a, const torch::Tensor& b, at::ScalarType dtype) {
+  const int64_t rows = a.size(0), block = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, a.size(1)));
+  if (rows <= block) return (a.to(dtype) * b).sum(0).to(dtype);
+  auto total = torch::zeros({a.size(1)}, a.options().dtype(dtype));
+  for (int64_t start = 0; start < rows; start += block) {
+    const int64_t n = std::min(block, rows - start);
+    total.add_((a.narrow(0, start, n).to(dtype) * b.narrow(0, start, n)).sum(0));
+  }
+  return total;
+}
+
 struct Forward {
   torch::Tensor noise, h, y;  // 2-D: tokens x ...
 };
@@ -92,11 +105,11 @@ class LowRankLinearNode : public torch::autograd::Function<LowRankLinearNode> {
     if (out_scale.defined() && ctx->needs_input_grad(4)) {
       const auto y2 = y.reshape({-1, out});
       if (!(out_scale == 0).any().item<bool>()) {
-        grad_out_scale = (g.to(out_scale.scalar_type()) * y2).sum(0) / out_scale;
+        grad_out_scale = sum_of_products(g, y2, out_scale.scalar_type()) / out_scale;
       } else {
         auto t = F::linear(mm_input(x2), mm_input(scale_rows_cols(W0, {}, in_scale)));
         if (A.defined()) t.addmm_(h, mm_input(B).t(), 1.0, s);
-        grad_out_scale = (g.to(out_scale.scalar_type()) * t).sum(0);
+        grad_out_scale = sum_of_products(g, t, out_scale.scalar_type());
       }
     }
 
@@ -129,8 +142,8 @@ class LowRankLinearNode : public torch::autograd::Function<LowRankLinearNode> {
       }
       grad = grad.to(x.scalar_type());
       if (in_scale_grad) {
-        grad_in_scale = (grad * x2).sum(0).to(in_scale.scalar_type());
-        if (input_grad) grad_x = (grad * in_scale).reshape(x.sizes());
+        grad_in_scale = sum_of_products(grad, x2, in_scale.scalar_type());
+        if (input_grad) grad_x = grad.mul_(in_scale).reshape(x.sizes());  // grad is this function's own tensor
       } else if (input_grad) {
         grad_x = grad.reshape(x.sizes());
       }

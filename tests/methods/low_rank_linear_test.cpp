@@ -21,6 +21,7 @@ struct Case {
   double dropout;
   bool train_base;    // W0 requires grad
   bool zero_scale;    // one output scale exactly zero
+  int64_t rows = 3, in = 12, out = 10;  // x is (2, rows, in)
 };
 
 // The leaves both forms differentiate: fresh copies, so that the gradients of one form do not mix with the other's.
@@ -37,10 +38,10 @@ struct Leaves {
 
 Leaves make_leaves(const Case& c, torch::Dtype dtype) {
   torch::manual_seed(7);
-  const int64_t in = 12, out = 10;
+  const int64_t in = c.in, out = c.out;
   auto leaf = [&](torch::Tensor t, bool grad = true) { return t.to(dtype).detach().requires_grad_(grad); };
   Leaves l;
-  l.x = leaf(torch::randn({2, 3, in}, torch::kFloat64));
+  l.x = leaf(torch::randn({2, c.rows, in}, torch::kFloat64));
   l.W0 = leaf(torch::randn({out, in}, torch::kFloat64), c.train_base);
   if (c.rank > 0) l.A = leaf(torch::randn({c.rank, in}, torch::kFloat64)), l.B = leaf(torch::randn({out, c.rank}, torch::kFloat64));
   auto out_scale = torch::rand({out}, torch::kFloat64) + 0.5;
@@ -85,7 +86,7 @@ std::string describe(const Case& c) {
 // Runs both forms on identical leaves and seeds; returns the worst relative difference of y and each gradient.
 void expect_forms_agree(const Case& c, torch::Dtype dtype, double tolerance, bool autocast) {
   const double scaling = 0.75;
-  const auto upstream = torch::randn({2, 3, 10}, torch::kFloat64);
+  const auto upstream = torch::randn({2, c.rows, c.out}, torch::kFloat64);
   auto run = [&](bool use_fused) {
     Leaves l = make_leaves(c, dtype);
     torch::manual_seed(11);  // the dropout mask
@@ -126,6 +127,16 @@ TEST(LowRankLinear, EqualsTheComposedFormUnderBf16Autocast) {
   for (const auto& c : cases()) {
     SCOPED_TRACE(describe(c));
     expect_forms_agree(c, torch::kFloat32, 3e-2, true);
+  }
+}
+
+// The magnitudes' gradients are sums over tokens taken a block of rows at a time (2^20 elements): 9000 tokens of
+// width 256 make three blocks, the last one short.
+TEST(LowRankLinear, ManyTokensSumInBlocksAsInOne) {
+  for (Scales scales : {Scales::out, Scales::out_and_in}) {
+    Case c{scales, 4, 0.1, false, false, 4500, 256, 256};
+    SCOPED_TRACE(describe(c));
+    expect_forms_agree(c, torch::kFloat64, 1e-12, false);
   }
 }
 
