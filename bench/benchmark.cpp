@@ -28,12 +28,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
 // llama2.c's shapes (dim, layers, heads, hidden, vocab 32000, tied output embedding), as llama configs.
 BackboneConfigPtr llama2c_shape(int64_t dim, int64_t layers, int64_t heads, int64_t hidden) {
   const nlohmann::json config{{"model_type", "llama"},     {"hidden_size", dim},          {"num_hidden_layers", layers},
@@ -292,6 +286,13 @@ BenchMeasurement run_bench_case(const BenchCase& c) {
   m.peak_rss_bytes = status_bytes("VmHWM:");
   if (c.generate_tokens > 0) time_generation(*backbone, c, m);
   return m;
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) throw std::invalid_argument("median: no values");
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 BenchMeasurement combine_rounds(const std::vector<BenchMeasurement>& rounds) {

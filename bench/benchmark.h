@@ -92,6 +92,9 @@ struct BenchMeasurement {
 // Runs one case in this process.
 BenchMeasurement run_bench_case(const BenchCase& bench_case);
 
+// The middle value (the mean of the two middle ones for an even count); std::invalid_argument for none.
+double median(std::vector<double> values);
+
 // One case measured in several rounds, as one: the median of each time, the smallest minimum and largest
 // maximum step, the largest of each memory peak, and generation identical only if it was in every round.
 // std::invalid_argument for no rounds or rounds of different cases.

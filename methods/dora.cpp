@@ -15,21 +15,17 @@ DoraAdapter::DoraAdapter(const LowRankShape& shape, const torch::Tensor& base_we
 NormDivisors DoraAdapter::divisors(const torch::Tensor& base_weight) { return {direction_norms(base_weight, 1), {}}; }
 
 DoraAdapter::Scales DoraAdapter::scales(const torch::Tensor& base_weight) {
-  NormDivisors d;
-  if (detach_norms_) {
-    torch::NoGradGuard no_grad;
-    d = divisors(base_weight);
-  } else {
-    d = divisors(base_weight);
-  }
+  std::optional<torch::NoGradGuard> no_grad;
+  if (detach_norms_) no_grad.emplace();
+  const NormDivisors d = divisors(base_weight);
+  no_grad.reset();
   // The magnitudes train: they are divided here, with autograd on.
   return {magnitude / d.row, input_scale(d)};
 }
 
 torch::Tensor DoraAdapter::forward(const torch::Tensor& x, const torch::Tensor& base_weight) {
   Scales s = scales(base_weight);
-  return low_rank_linear(x, {base_weight, lora_A, lora_B, s.out, s.in, shape_.scaling, shape_.dropout,
-                                     is_training()});
+  return low_rank_linear(x, {base_weight, lora_A, lora_B, s.out, s.in, shape_.scaling, shape_.dropout, is_training()});
 }
 
 torch::Tensor DoraAdapter::merged_weight(const torch::Tensor& base_weight) {

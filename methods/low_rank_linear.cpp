@@ -23,7 +23,7 @@ torch::Tensor scale_rows_cols(const torch::Tensor& w, const torch::Tensor& rows,
 // n x k tensor (a transient the size of an activation per adapted layer, in backward, where memory peaks).
 torch::Tensor sum_of_products(const torch::Tensor& a, const torch::Tensor& b, at::ScalarType dtype) {
   const int64_t rows = a.size(0), block = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(1, a.size(1)));
-  if (rows <= block) return (a.to(dtype) * b).sum(0).to(dtype);
+  if (rows <= block) return (a.to(dtype) * b).sum(0);
   auto total = torch::zeros({a.size(1)}, a.options().dtype(dtype));
   for (int64_t start = 0; start < rows; start += block) {
     const int64_t n = std::min(block, rows - start);
@@ -96,7 +96,6 @@ class LowRankLinearNode : public torch::autograd::Function<LowRankLinearNode> {
     auto mm_input = [&](const torch::Tensor& t) { return t.to(dtype); };
     torch::Tensor noise;  // in x's dtype, as the forward drew it
     if (mask.numel() > 0) noise = mask.reshape({-1, in}).to(x.scalar_type()).div_(1 - ctx->saved_data["dropout"].toDouble());
-    const auto dropped = mm_input(noise.defined() ? x2 * noise : x2);
     const bool input_grad = ctx->needs_input_grad(0), in_scale_grad = in_scale.defined() && ctx->needs_input_grad(5);
 
     // y = t * out_scale: the magnitude's gradient is the sum over tokens of g * t, t = y / out_scale. Where an
@@ -120,7 +119,10 @@ class LowRankLinearNode : public torch::autograd::Function<LowRankLinearNode> {
       if (ctx->needs_input_grad(3)) grad_B = scale_rows_cols(g.t().mm(h).to(B.scalar_type()) * s, out_scale, {});
       if (ctx->needs_input_grad(2) || input_grad || in_scale_grad) {
         g_h = g.mm(mm_input(scale_rows_cols(B, out_scale, {}))) * s;
-        if (ctx->needs_input_grad(2)) grad_A = scale_rows_cols(g_h.t().mm(dropped).to(A.scalar_type()), {}, in_scale);
+        if (ctx->needs_input_grad(2)) {
+          const auto dropped = mm_input(noise.defined() ? x2 * noise : x2);
+          grad_A = scale_rows_cols(g_h.t().mm(dropped).to(A.scalar_type()), {}, in_scale);
+        }
       }
     }
 

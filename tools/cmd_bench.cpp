@@ -115,9 +115,7 @@ Reference combine_references(const std::vector<Reference>& rounds) {
     steps.push_back(*r.step_seconds);
     out.peak_rss_bytes = std::max(out.peak_rss_bytes, r.peak_rss_bytes);
   }
-  std::sort(steps.begin(), steps.end());
-  const size_t n = steps.size();
-  out.step_seconds = n % 2 == 1 ? steps[n / 2] : 0.5 * (steps[n / 2 - 1] + steps[n / 2]);
+  out.step_seconds = median(steps);
   return out;
 }
 
